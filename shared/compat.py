@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 if sys.version_info >= (3, 11):
-    import tomllib
     from asyncio import TaskGroup, timeout
+
+    import tomllib
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
     from async_timeout import timeout

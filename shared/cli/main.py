@@ -46,7 +46,9 @@ class LazyGroup(click.Group):
 
 
 def _unavailable(name: str, exc: ImportError) -> click.Command:
-    @click.command(name=name, help=f"(unavailable: {exc})", context_settings={"ignore_unknown_options": True})
+    @click.command(
+        name=name, help=f"(unavailable: {exc})", context_settings={"ignore_unknown_options": True}
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
         raise click.ClickException(
