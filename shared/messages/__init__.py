@@ -22,6 +22,7 @@ from shared.messages.plan import Compensation, Plan, PlanStep
 from shared.messages.session import ChatMessage, SessionSnapshot
 from shared.messages.telemetry import Command, CommandAck, Decision, Reading
 from shared.messages.twin import DesiredState, ReportedState, TwinState
+from shared.messages.updates import ModelUpdate, RulesUpdate, rules_digest
 
 # Top-level message classes by their `kind` (agent events share one kind, split by `type`).
 MESSAGE_TYPES: tuple[type[Message], ...] = (
@@ -34,6 +35,8 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     TwinState,
     SessionSnapshot,
     Plan,
+    RulesUpdate,
+    ModelUpdate,
 )
 
 __all__ = [
@@ -60,14 +63,17 @@ __all__ = [
     "HandoffRequest",
     "HandoffSnapshot",
     "Message",
+    "ModelUpdate",
     "Plan",
     "PlanStep",
     "Reading",
     "ReportedState",
+    "RulesUpdate",
     "SessionSnapshot",
     "ToolExecution",
     "ToolResult",
     "TwinState",
     "new_id",
     "now_ms",
+    "rules_digest",
 ]

@@ -1,0 +1,142 @@
+"""The durable layout both sides agree on: JetStream streams, KV buckets, object stores.
+
+    leaf (domain edge-<gw>)                         hub (domain hub)
+    UPLINK  baton.d.*.r|ack|status, uplink.<gw>.>   FLEET     fleet.>      (dedupe window)
+      └─ forwarder ── Nats-Msg-Id ───────────────▶  DOWNLINK  downlink.>   (one durable per gw)
+                                                    SESSIONS  session.>    (audit)
+                                                    KV twins, KV leases, OS models, OS snapshots
+
+UPLINK captures the device subjects itself, so a reading the leaf accepted is on disk
+whether or not the edge daemon is running (a daemon kill -9 loses nothing). It is a work
+queue: the forwarder's ack after the hub's PubAck is what frees the space.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from shared import subjects
+
+# JetStream de-duplicates by Nats-Msg-Id inside this window (ADR-31's default is 2 min).
+# A replay from a gateway offline for longer is still applied once, by the cloud's
+# idempotent consumers keyed by (gateway, device, sequence).
+DUPLICATE_WINDOW_S = 120.0
+# Gateway store: 1 GiB / 7 days by default; past either, the oldest readings go first
+# (see `uplink_stream`): fresh data matters more to a fleet than old backlog.
+UPLINK_MAX_BYTES = 1 << 30
+UPLINK_MAX_AGE_S = 7 * 24 * 3600.0
+FLEET_MAX_AGE_S = 7 * 24 * 3600.0
+DOWNLINK_MAX_AGE_S = 24 * 3600.0
+# A lease not renewed for this long is expired, and the previous owner may reclaim it.
+LEASE_TTL_S = 10.0
+
+FullPolicy = Literal["drop_oldest", "refuse_new"]
+
+
+def uplink_stream(
+    gateway: str,
+    *,
+    max_bytes: int = UPLINK_MAX_BYTES,
+    max_age_s: float = UPLINK_MAX_AGE_S,
+    when_full: FullPolicy = "drop_oldest",
+) -> StreamConfig:
+    """The gateway's store-and-forward buffer on the leaf.
+
+    Full-disk policy: `drop_oldest` (default) deletes the oldest unforwarded messages to
+    take new ones; `refuse_new` keeps the backlog and refuses new writes (sensors then
+    see publish errors at QoS 1 and keep readings in their own buffers).
+    """
+    return StreamConfig(
+        name=subjects.UPLINK_STREAM,
+        description=f"store-and-forward buffer of gateway {gateway}",
+        subjects=[
+            subjects.READINGS_ALL,
+            subjects.ACKS_ALL,
+            subjects.STATUS_ALL,
+            subjects.uplink_all(gateway),
+        ],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_bytes=max_bytes,
+        max_age=max_age_s,
+        discard=DiscardPolicy.OLD if when_full == "drop_oldest" else DiscardPolicy.NEW,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=1,
+    )
+
+
+def fleet_stream(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.FLEET_STREAM,
+        description="readings, decisions and events forwarded by gateways",
+        subjects=[subjects.FLEET_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=FLEET_MAX_AGE_S,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+    )
+
+
+def downlink_stream(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.DOWNLINK_STREAM,
+        description="commands, desired state and rule/model updates for gateways",
+        subjects=[subjects.DOWNLINK_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=DOWNLINK_MAX_AGE_S,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+    )
+
+
+def sessions_stream(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.SESSIONS_STREAM,
+        description="audit log of every agent session event",
+        subjects=[subjects.SESSIONS_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it in place when it exists (idempotent at start-up)."""
+    try:
+        await js.stream_info(config.name or "")
+    except NotFoundError:
+        await js.add_stream(config=config)
+        return
+    try:
+        await js.update_stream(config=config)
+    except BadRequestError:
+        # Some fields (storage, retention) cannot change in place; keep the existing
+        # stream rather than refuse to start.
+        pass
+
+
+async def ensure_hub(js: JetStreamContext, replicas: int = 1) -> None:
+    """Everything the hub needs; safe to call from every cloud replica at start-up."""
+    for config in (fleet_stream(replicas), downlink_stream(replicas), sessions_stream(replicas)):
+        await ensure_stream(js, config)
+    await js.create_key_value(
+        KeyValueConfig(bucket=subjects.TWINS_BUCKET, history=5, replicas=replicas)
+    )
+    await js.create_key_value(
+        KeyValueConfig(bucket=subjects.LEASES_BUCKET, history=1, ttl=LEASE_TTL_S, replicas=replicas)
+    )
+    for store in (subjects.MODELS_STORE, subjects.SNAPSHOTS_STORE):
+        await js.create_object_store(store)
