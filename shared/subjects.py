@@ -85,7 +85,9 @@ def device_from_subject(subject: str) -> str:
 
 # --- gateway -> hub ------------------------------------------------------------------
 
-UPLINK_TYPES = ("r", "dec", "ev", "twin")
+# r: reading, ack: command ack, status: online/offline, dec: reflex decision,
+# twin: reported state, ev: other gateway events.
+UPLINK_TYPES = ("r", "ack", "status", "dec", "twin", "ev")
 
 
 def uplink(gateway: str, kind: str, device: str) -> str:
