@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from edge.errors import ModelError
 from edge.models.card import ModelCard, file_sha256, read_card
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     import onnxruntime
     from numpy.typing import NDArray
 
+    # Rows of readings, oldest first; a numpy array `[window, metrics]` works as well.
+    Window: TypeAlias = Sequence[Sequence[float]] | NDArray[np.floating[Any]]
+
 DEFAULT_MODEL = Path(__file__).with_name("default") / "bearing.onnx"
 
 
@@ -34,8 +37,8 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    # The gateway has few cores and the reflex loop must not contend with ingest:
-    # one thread, no pool spinning, run on the caller's thread.
+    # The gateway has few cores and the reflex loop must not contend with ingest: no
+    # thread pool at all, the graph runs on the caller's thread.
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
@@ -59,7 +62,7 @@ def _check_signature(session: onnxruntime.InferenceSession, card: ModelCard, pat
         )
 
 
-def _describe(window: Sequence[Sequence[float]]) -> str:
+def _describe(window: Window) -> str:
     try:
         widths = sorted({len(row) for row in window})
         return f"{len(window)} rows of {'/'.join(map(str, widths)) or 0} values"
@@ -131,7 +134,7 @@ class OnnxScorer:
     def threshold(self) -> float:
         return self.card.threshold
 
-    def score(self, window: Sequence[Sequence[float]]) -> float:
+    def score(self, window: Window) -> float:
         """Score the last `self.window` readings (oldest first, columns in `self.metrics`)."""
         buffer = self._buffer
         try:
