@@ -23,6 +23,12 @@ class IngestConfig(Section):
         default="nats", description="nats: the leaf's own subjects; mqtt: any MQTT 3.1.1 broker"
     )
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="used when source = mqtt")
+    mqtt_username: str | None = Field(
+        default=None, description="MQTT login, if the broker wants one"
+    )
+    mqtt_password: str | None = Field(
+        default=None, description="MQTT password (prefer the env var)"
+    )
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
 
 
@@ -70,6 +76,21 @@ class ModelConfig(Section):
     deadline_ms: int = Field(default=5000, gt=0)
 
 
+class ActuateConfig(Section):
+    """Limits on commands that come from outside the rules (downlink, sessions, twin)."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="actions allowed besides those the rules and models use themselves",
+    )
+    bounds: dict[str, dict[str, tuple[float, float]]] = Field(
+        default_factory=dict, description="per action, per numeric param: [min, max]"
+    )
+    format: Literal["msgpack", "json"] = Field(
+        default="msgpack", description="encoding of commands sent to devices"
+    )
+
+
 class StoreConfig(Section):
     flush_interval_ms: int = Field(
         default=200, gt=0, description="audit batch period, off the hot path"
@@ -112,6 +133,7 @@ class EdgeConfig(BatonSettings):
     ingest: IngestConfig = IngestConfig()
     rules: list[RuleConfig] = Field(default_factory=_default_rules)
     models: list[ModelConfig] = Field(default_factory=list)
+    actuate: ActuateConfig = ActuateConfig()
     store: StoreConfig = StoreConfig()
     uplink: UplinkConfig = UplinkConfig()
     downlink: DownlinkConfig = DownlinkConfig()

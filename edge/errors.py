@@ -6,11 +6,17 @@ EdgeError
 ├── GuardRefused       an actuation was refused by the safety guard or the fencing epoch
 ├── UplinkError        the leaf or the hub refused or timed out a publish (retryable)
 └── StoreError         local SQLite state could not be written
+
+Refused payloads stay in `shared.errors`' DecodeError branch (their `.reason` is the
+quarantine label); the edge adds one leaf there:
+
+InvalidMessage
+└── DeviceMismatch     the payload names another device than its topic (`device_mismatch`)
 """
 
 from __future__ import annotations
 
-from shared.errors import BatonError
+from shared.errors import BatonError, InvalidMessage
 
 
 class EdgeError(BatonError):
@@ -28,7 +34,12 @@ class ModelError(EdgeError):
 
 
 class GuardRefused(EdgeError):
-    pass
+    """`reason` is the counter label: not_allowed, out_of_bounds, stale_epoch, expired."""
+
+    def __init__(self, detail: str, *, reason: str = "refused") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class UplinkError(EdgeError):
@@ -37,3 +48,10 @@ class UplinkError(EdgeError):
 
 class StoreError(EdgeError):
     pass
+
+
+class DeviceMismatch(InvalidMessage):
+    reason = "device_mismatch"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="device")

@@ -1,0 +1,250 @@
+"""The gateway's SQLite state (`<state_dir>/edge.db`) through sqlite-utils.
+
+    decisions    reflex decisions: rule/model, version, inputs, latency, the command sent
+    actions      every command sent or refused, whatever asked for it
+    quarantine   refused payloads: topic, first bytes, reason (bounded)
+    rollups      per device, metric and minute: min / max / mean / count
+    twin         desired and reported state per device (synchronous=FULL)
+    fencing      highest session epoch seen, so a restart still refuses a zombie
+
+WAL mode. Audit batches commit with synchronous=NORMAL (a power cut may lose the last
+batch, never corrupt the file); twin writes switch to FULL, since a lost applied version
+would make the gateway re-apply or report a state it does not have. Every method blocks:
+the daemon calls them through `AsyncStore`, on one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.errors import StoreError
+from edge.store._sqlite import import_sqlite_utils
+from edge.store.records import ActionRecord, AuditBatch, RollupDelta, TwinRecord
+from shared.messages import Decision
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "edge.db"
+
+_TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "decisions": (
+        {
+            "decision_id": str, "ts_ms": int, "hlc": int, "device": str, "source": str,
+            "name": str, "version": str, "inputs": str, "score": float, "threshold": float,
+            "cmd_id": str, "action": str, "params": str, "latency_us": int,
+            "reading_seq": int, "traceparent": str,
+        },
+        "decision_id",
+    ),
+    "actions": (
+        {
+            "cmd_id": str, "ts_ms": int, "device": str, "action": str, "params": str,
+            "origin": str, "epoch": int, "session": str, "status": str, "reason": str,
+        },
+        "cmd_id",
+    ),
+    "quarantine": (
+        {
+            "id": int, "ts_ms": int, "topic": str, "reason": str, "detail": str,
+            "size": int, "payload": bytes,
+        },
+        "id",
+    ),
+    "rollups": (
+        {
+            "device": str, "metric": str, "minute_ms": int, "min": float, "max": float,
+            "mean": float, "count": int, "sum": float,
+        },
+        ("device", "metric", "minute_ms"),
+    ),
+    "twin": (
+        {
+            "device": str, "desired_version": int, "desired": str, "applied_version": int,
+            "reported": str, "updated_ms": int,
+        },
+        "device",
+    ),
+    "fencing": ({"session": str, "epoch": int}, "session"),
+}  # fmt: skip
+
+_MERGE_ROLLUP = """
+INSERT INTO rollups (device, metric, minute_ms, min, max, mean, count, sum)
+VALUES (:device, :metric, :minute_ms, :min, :max, :sum * 1.0 / :count, :count, :sum)
+ON CONFLICT (device, metric, minute_ms) DO UPDATE SET
+  min = min(rollups.min, excluded.min),
+  max = max(rollups.max, excluded.max),
+  count = rollups.count + excluded.count,
+  sum = rollups.sum + excluded.sum,
+  mean = (rollups.sum + excluded.sum) / (rollups.count + excluded.count)
+"""
+_RAISE_EPOCH = """
+INSERT INTO fencing (session, epoch) VALUES (?, ?)
+ON CONFLICT (session) DO UPDATE SET epoch = max(fencing.epoch, excluded.epoch)
+"""
+
+
+class EdgeStore:
+    """Blocking access to the gateway database; one instance per thread."""
+
+    def __init__(self, path: Path, *, max_quarantine: int, max_decisions: int) -> None:
+        self.path = path
+        self._max_quarantine = max_quarantine
+        self._max_decisions = max_decisions
+        sqlite_utils = import_sqlite_utils()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db: Database = sqlite_utils.Database(path, execute_plugins=False)
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._create_tables()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+
+    @classmethod
+    def in_dir(cls, state_dir: Path, *, max_quarantine: int, max_decisions: int) -> EdgeStore:
+        return cls(state_dir / DB_FILE, max_quarantine=max_quarantine, max_decisions=max_decisions)
+
+    def _create_tables(self) -> None:
+        for name, (columns, pk) in _TABLES.items():
+            self.db.table(name).create(columns, pk=pk, if_not_exists=True)
+        self.db.table("decisions").create_index(["device", "ts_ms"], if_not_exists=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[None]:
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write(self, batch: AuditBatch) -> None:
+        """Commit one batch in one transaction, then trim the bounded tables."""
+        with self._transaction("audit batch"):
+            if batch.decisions:
+                self.db.table("decisions").insert_all(
+                    map(_decision_row, batch.decisions), replace=True
+                )
+            if batch.actions:
+                self.db.table("actions").insert_all(map(_action_row, batch.actions), replace=True)
+            if batch.quarantine:
+                self.db.table("quarantine").insert_all(e.row() for e in batch.quarantine)
+            if batch.rollups:
+                self.db.conn.executemany(_MERGE_ROLLUP, map(_rollup_row, batch.rollups))
+            if batch.fencing:
+                self.db.conn.executemany(_RAISE_EPOCH, batch.fencing.items())
+            self._trim()
+
+    def _trim(self) -> None:
+        for table, keep in (
+            ("quarantine", self._max_quarantine),
+            ("decisions", self._max_decisions),
+            ("actions", self._max_decisions),
+        ):
+            self.db.execute(
+                f"DELETE FROM {table} WHERE rowid <= (SELECT max(rowid) FROM {table}) - ?",
+                [keep],
+            )
+
+    def save_twin(self, twin: TwinRecord) -> None:
+        """Durable before it returns (synchronous=FULL): the gateway reports it applied."""
+        self.db.execute("PRAGMA synchronous=FULL")
+        try:
+            with self._transaction(f"twin of {twin.device}"):
+                self.db.table("twin").upsert(_twin_row(twin), pk="device")
+        finally:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def twins(self) -> dict[str, TwinRecord]:
+        return {row["device"]: _twin_record(row) for row in self.db.table("twin").rows}
+
+    def fencing(self) -> dict[str, int]:
+        return {row["session"]: row["epoch"] for row in self.db.table("fencing").rows}
+
+    def decisions(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self._recent("decisions", device, limit)
+
+    def actions(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self._recent("actions", device, limit)
+
+    def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._recent("quarantine", None, limit)
+
+    def rollups(self, device: str, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Per-minute min/max/mean/count of `device`, oldest first (what the agent reads)."""
+        return list(
+            self.db.table("rollups").rows_where(
+                "device = ? AND minute_ms >= ?",
+                [device, since_ms],
+                order_by="minute_ms, metric",
+                select="device, metric, minute_ms, min, max, mean, count",
+            )
+        )
+
+    def _recent(self, table: str, device: str | None, limit: int) -> list[dict[str, Any]]:
+        where, args = ("device = ?", [device]) if device is not None else (None, [])
+        return list(
+            self.db.table(table).rows_where(where, args, order_by="rowid DESC", limit=limit)
+        )
+
+
+def _decision_row(d: Decision) -> dict[str, Any]:
+    cmd = d.command
+    return {
+        "decision_id": d.decision_id, "ts_ms": d.ts_ms, "hlc": d.hlc, "device": d.device,
+        "source": d.source, "name": d.name, "version": d.version,
+        "inputs": json.dumps(d.inputs), "score": d.score, "threshold": d.threshold,
+        "cmd_id": cmd.cmd_id if cmd else None, "action": cmd.action if cmd else None,
+        "params": json.dumps(cmd.params) if cmd else None, "latency_us": d.latency_us,
+        "reading_seq": d.reading_seq, "traceparent": d.traceparent,
+    }  # fmt: skip
+
+
+def _action_row(a: ActionRecord) -> dict[str, Any]:
+    cmd = a.command
+    return {
+        "cmd_id": cmd.cmd_id, "ts_ms": cmd.issued_ms, "device": cmd.device,
+        "action": cmd.action, "params": json.dumps(cmd.params), "origin": a.origin,
+        "epoch": cmd.epoch, "session": cmd.session, "status": a.status, "reason": a.reason,
+    }  # fmt: skip
+
+
+def _rollup_row(r: RollupDelta) -> dict[str, Any]:
+    return {
+        "device": r.device, "metric": r.metric, "minute_ms": r.minute_ms,
+        "min": r.min, "max": r.max, "sum": r.sum, "count": r.count,
+    }  # fmt: skip
+
+
+def _twin_row(t: TwinRecord) -> dict[str, Any]:
+    return {
+        "device": t.device, "desired_version": t.desired_version,
+        "desired": json.dumps(dict(t.desired)), "applied_version": t.applied_version,
+        "reported": json.dumps(dict(t.reported)), "updated_ms": t.updated_ms,
+    }  # fmt: skip
+
+
+def _twin_record(row: dict[str, Any]) -> TwinRecord:
+    return TwinRecord(
+        device=row["device"],
+        desired_version=row["desired_version"],
+        desired=json.loads(row["desired"]),
+        applied_version=row["applied_version"],
+        reported=json.loads(row["reported"]),
+        updated_ms=row["updated_ms"],
+    )
