@@ -1,0 +1,108 @@
+"""Errors → HTTP: every refusal is a 4xx (or 503) with a reason, never a bare 500.
+
+    NotFound 404 · TooLarge 413 · BadRequest 400 · PreconditionFailed 412 · Conflict 409
+    PlanError 422 · SagaError 409 · Unavailable / TransportError 503 · validation 422
+
+The body is always `{"error": <type>, "reason": <text>}` (`ErrorOut`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cloud.errors import (
+    BadRequest,
+    CloudError,
+    Conflict,
+    NotFound,
+    PlanError,
+    PreconditionFailed,
+    SagaError,
+    TooLarge,
+    Unavailable,
+)
+from shared.errors import BatonError, TransportError
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides.
+_STATUS: tuple[tuple[type[BatonError], int, str], ...] = (
+    (NotFound, 404, "not_found"),
+    (TooLarge, 413, "too_large"),
+    (BadRequest, 400, "bad_request"),
+    (PreconditionFailed, 412, "precondition_failed"),
+    (Conflict, 409, "conflict"),
+    (PlanError, 422, "plan_error"),
+    (SagaError, 409, "saga_error"),
+    (Unavailable, 503, "unavailable"),
+    (TransportError, 503, "hub_unreachable"),
+    (CloudError, 400, "bad_request"),
+)
+
+
+def error_response(status: int, error: str, reason: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "reason": reason, **extra}, status_code=status)
+
+
+async def _baton_error(request: Request, exc: Exception) -> JSONResponse:
+    for cls, status, error in _STATUS:
+        if isinstance(exc, cls):
+            return error_response(status, error, str(exc))
+    log.error("API %s %s: unexpected %r", request.method, request.url.path, exc)
+    return error_response(503, "unavailable", str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", []))
+    reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return error_response(422, "invalid_request", reason, detail=errors)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(BatonError, _baton_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413 before reading them.
+
+    Checks `Content-Length` up front and counts chunked bodies as they arrive.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            response = error_response(413, "too_large", f"request body over {self.max_bytes} bytes")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise TooLarge(f"request body over {self.max_bytes} bytes")
+            return message
+
+        return counted
