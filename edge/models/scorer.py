@@ -16,6 +16,7 @@ A scorer is not thread-safe (one input buffer): give each thread or task its own
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     Window: TypeAlias = Sequence[Sequence[float]] | NDArray[np.floating[Any]]
 
 DEFAULT_MODEL = Path(__file__).with_name("default") / "bearing.onnx"
+_chain = chain.from_iterable
 
 
 def open_session(path: Path) -> onnxruntime.InferenceSession:
@@ -73,7 +75,19 @@ def _describe(window: Window) -> str:
 class OnnxScorer:
     """One loaded anomaly model; `score(window)` is higher for more anomalous windows."""
 
-    __slots__ = ("_binding", "_buffer", "_output", "_session", "card", "path")
+    __slots__ = (
+        "_binding",
+        "_buffer",
+        "_dtype",
+        "_flat",
+        "_fromiter",
+        "_ndarray",
+        "_output",
+        "_session",
+        "_shape",
+        "card",
+        "path",
+    )
 
     def __init__(self, path: Path, card: ModelCard, session: onnxruntime.InferenceSession) -> None:
         import numpy as np
@@ -83,6 +97,10 @@ class OnnxScorer:
         self._session = session
         self._buffer: NDArray[np.float32] = np.zeros(card.inputs.shape, dtype=np.float32)
         self._output: NDArray[np.float32] = np.zeros((1,), dtype=np.float32)
+        self._flat: NDArray[np.float32] = self._buffer.reshape(-1)  # a view, not a copy
+        self._shape = (card.inputs.window, len(card.inputs.metrics))
+        # numpy's names, kept here so that `score` needs no module-level numpy import.
+        self._ndarray, self._fromiter, self._dtype = np.ndarray, np.fromiter, np.float32
         # Bind both buffers once by address: each run reads and writes them in place.
         binding = session.io_binding()
         binding.bind_input(
@@ -136,12 +154,17 @@ class OnnxScorer:
 
     def score(self, window: Window) -> float:
         """Score the last `self.window` readings (oldest first, columns in `self.metrics`)."""
-        buffer = self._buffer
+        rows, cols = self._shape
         try:
-            # numpy would broadcast a single row, or rows of one value, without a word.
-            if len(window) != buffer.shape[1] or len(window[0]) != buffer.shape[2]:
-                raise ValueError("shape")
-            buffer[0] = window
+            # Checked first: numpy would broadcast one row, or rows of one value, silently.
+            if len(window) != rows or len(window[0]) != cols or len(window[-1]) != cols:
+                raise ValueError("wrong shape")
+            if isinstance(window, self._ndarray):
+                self._buffer[0] = window
+            else:
+                # Twice as fast as numpy's nested-sequence discovery for rows of floats;
+                # `count` makes a short window an error rather than stale buffer values.
+                self._flat[:] = self._fromiter(_chain(window), self._dtype, rows * cols)
         except (ValueError, TypeError, IndexError) as exc:  # wrong shape, ragged, not numbers
             raise ModelError(
                 f"model {self.name} scores {self.window} rows x {len(self.metrics)} metrics "
