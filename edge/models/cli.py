@@ -8,6 +8,7 @@ import click
 
 from edge.models.bench import measure
 from edge.models.card import ModelCard, card_path
+from edge.models.data import DEFAULT_SCENARIO
 from edge.models.pipeline import DEFAULT_MINUTES, DEFAULT_SEED, TrainOptions, train_anomaly
 from edge.models.scorer import OnnxScorer
 
@@ -34,18 +35,30 @@ def models_group() -> None:
     type=click.FloatRange(min=MIN_MINUTES),
     default=DEFAULT_MINUTES,
     show_default=True,
-    help="Simulated minutes of normal operation to train on (one reading per second).",
+    help="Simulated minutes of normal operation to train on.",
 )
 @click.option("--quantize/--no-quantize", default=True, show_default=True, help="int8 weights.")
+@click.option(
+    "--scenario",
+    default=DEFAULT_SCENARIO,
+    show_default=True,
+    help="firmware_sim scenario (name or file) whose pump, with its bearing failure, to learn.",
+)
 @click.option("--name", default="bearing", show_default=True)
 @click.option("--version", "version", default="1.0.0", show_default=True)
 def train_anomaly_command(
-    out: Path, seed: int, minutes: float, quantize: bool, name: str, version: str
+    out: Path, seed: int, minutes: float, quantize: bool, scenario: str, name: str, version: str
 ) -> None:
     """Train the pump anomaly model on simulated normal operation, evaluate it on a
     held-out bearing-wear run, and write the ONNX model with its card."""
     options = TrainOptions(
-        out=out, seed=seed, minutes=minutes, quantize=quantize, name=name, version=version
+        out=out,
+        seed=seed,
+        minutes=minutes,
+        quantize=quantize,
+        scenario=scenario,
+        name=name,
+        version=version,
     )
     result = train_anomaly(options, progress=lambda line: click.echo(f"· {line}", err=True))
     size_kb = result.model_path.stat().st_size / 1024

@@ -1,52 +1,46 @@
-"""Where the training and evaluation readings come from: simulated pump runs.
+"""Where the training and evaluation readings come from: firmware_sim's pump physics.
 
-`ReadingSource` is the seam. `PumpPhysics` is baton's own deterministic pump model,
-used until the firmware simulator exposes runs the trainer can consume; it follows the
-same physics idea as `firmware_sim` so a model trained here flags the simulator's
-`bearing-wear` too:
+`FirmwareSimSource` steps the simulator's own plant (`firmware_sim.physics.Plant`, the
+code the simulated devices run) offline: no broker and no wall clock, so hours of
+simulated operation take a fraction of a second and one seed replays a run exactly.
+It takes the pump profile of a scenario with a bearing failure (`bearing-wear` by
+default) and makes
 
-- normal operation: vibration RMS ~N(2.0, 0.1) mm/s with a slow drift, temperature on a
-  40-60 °C load cycle, motor current ~N(8, 0.3) A;
-- bearing wear: over the last 30 % before the failure the vibration RMS grows
-  exponentially to ~7 mm/s (ISO 10816-3 zone D, "damage occurs"), and becomes noisier,
-  while current and temperature rise slightly.
+- normal operation: that pump with a healthy bearing, as episodes that each start from
+  the scenario's start-up state, so a warming pump is normal and not an anomaly;
+- a fault run: the scenario as written, from start-up to the failure time in its file.
 
-Readings are one row per `period_s`, columns in `METRICS` order, oldest first.
+A run is sampled like a device publishes it: one reading per `speed / rate_hz` simulated
+seconds, columns in `METRICS` order, oldest first. `ReadingSource` is the seam: tests
+or another simulator can supply runs of their own.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from random import Random
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from edge.errors import ModelError
+
 if TYPE_CHECKING:
+    from firmware_sim.config import Profile, Scenario
     from numpy.typing import NDArray
 
-# The names firmware_sim devices publish (`firmware_sim.config.Metric`), so a model trained
-# here reads the keys of real `Reading.metrics`.
+# The metric names firmware_sim devices publish (`firmware_sim.config.Metric`), so the
+# model reads the keys of real `Reading.metrics`.
 METRICS = ("vib_rms", "temp_c", "current_a")
-PERIOD_S = 1.0
-
-VIBRATION_MM_S = 2.0
-VIBRATION_NOISE = 0.1
-# Slow drift of the healthy baseline (mounting, fluid temperature): two slow sines.
-VIBRATION_DRIFT = ((0.05, 5400.0), (0.03, 1300.0))
-TEMPERATURE_C = 50.0
-TEMPERATURE_SWING = 8.0  # 42-58 °C over one load cycle; noise keeps it inside 40-60
-TEMPERATURE_CYCLE_S = 7200.0
-TEMPERATURE_NOISE = 0.3
-CURRENT_A = 8.0
-CURRENT_NOISE = 0.3
-
-BEARING_FAILURE_S = 3600.0
-BEARING_DEGRADATION = 0.3  # fraction of the run before the failure that degrades
-WEAR_GROWTH = 4.0  # exponent of the RMS growth over the degradation period
-WEAR_VIBRATION = 5.0  # mm/s added at failure: 2 -> 7 mm/s
-WEAR_CURRENT = 0.8  # A added at failure (friction load)
-WEAR_TEMPERATURE = 5.0  # °C added at failure
+DEFAULT_SCENARIO = "bearing-wear"
+# Length of one normal episode: long enough to pass the thermal start-up transient
+# (five time constants of the shipped pump) and see the steady state.
+EPISODE_S = 1800.0
+# Episode k of a normal run with seed s draws from Random(s * _SEED_STRIDE + k).
+_SEED_STRIDE = 100_003
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +50,17 @@ class SimRun:
     scenario: str
     values: NDArray[np.float64]  # [rows, len(metrics)]
     metrics: tuple[str, ...]
-    period_s: float
-    degradation_s: float | None = None  # start of the degradation, seconds from the start
+    period_s: float  # simulated seconds between two readings
+    degradation_s: float | None = None  # onset of the wear, seconds from the start
     failure_s: float | None = None  # the simulated failure, seconds from the start
 
     @property
     def hours(self) -> float:
         return float(self.values.shape[0] * self.period_s) / 3600.0
+
+
+def total_hours(runs: Sequence[SimRun]) -> float:
+    return sum(run.hours for run in runs)
 
 
 class ReadingSource(Protocol):
@@ -71,58 +69,87 @@ class ReadingSource(Protocol):
     @property
     def name(self) -> str: ...
 
-    def normal(self, *, seed: int, minutes: float) -> SimRun: ...
+    def normal(self, *, seed: int, minutes: float) -> list[SimRun]: ...
 
     def bearing_wear(self, *, seed: int) -> SimRun: ...
 
 
-def _wear(times: NDArray[np.float64], onset: float, failure: float) -> NDArray[np.float64]:
-    """0 before `onset`, rising exponentially to 1 at `failure`."""
-    progress = np.clip((times - onset) / (failure - onset), 0.0, 1.0)
-    growth: NDArray[np.float64] = np.expm1(WEAR_GROWTH * progress) / math.expm1(WEAR_GROWTH)
-    return growth
+def _wearing_pump(scenario: Scenario) -> Profile:
+    """The scenario's first profile with a scheduled bearing failure and every metric."""
+    for profile in scenario.profile:
+        vibration = profile.vibration
+        if vibration is not None and vibration.failure_s is not None:
+            if profile.temperature is None or profile.current is None:
+                continue
+            return profile
+    raise ModelError(
+        f"scenario {scenario.name!r} has no profile with temperature, current and a "
+        "vibration failure_s: nothing to learn bearing wear from"
+    )
 
 
-class PumpPhysics:
-    """baton's built-in deterministic pump model (see the module docstring)."""
+class FirmwareSimSource:
+    """Runs of one scenario's wearing pump, stepped with firmware_sim's physics."""
 
-    name = "baton-pump-physics"
+    def __init__(self, scenario: str | Path = DEFAULT_SCENARIO) -> None:
+        from firmware_sim.errors import ScenarioError
+        from firmware_sim.scenario import load_scenario
 
-    def __init__(self, period_s: float = PERIOD_S) -> None:
-        self.period_s = period_s
+        try:
+            self.scenario = load_scenario(scenario)
+        except ScenarioError as exc:
+            raise ModelError(f"cannot train on scenario {scenario}: {exc}") from exc
+        self.profile = _wearing_pump(self.scenario)
+        self.period_s = self.scenario.speed / self.scenario.rate_hz
 
-    def normal(self, *, seed: int, minutes: float) -> SimRun:
+    @property
+    def name(self) -> str:
+        return f"firmware_sim {self.scenario.name}/{self.profile.name}"
+
+    def normal(self, *, seed: int, minutes: float) -> list[SimRun]:
+        vibration = self.profile.vibration
+        assert vibration is not None  # _wearing_pump checked it
+        healthy = self.profile.model_copy(
+            update={"vibration": vibration.model_copy(update={"failure_s": None})}
+        )
         rows = max(1, round(minutes * 60.0 / self.period_s))
-        values = self._healthy(np.random.default_rng(seed), rows)
-        return SimRun("normal", values, METRICS, self.period_s)
+        per_episode = max(1, round(EPISODE_S / self.period_s))
+        return [
+            SimRun(
+                "normal",
+                self._run(healthy, seed * _SEED_STRIDE + k, min(per_episode, rows - start)),
+                METRICS,
+                self.period_s,
+            )
+            for k, start in enumerate(range(0, rows, per_episode))
+        ]
 
     def bearing_wear(self, *, seed: int) -> SimRun:
-        rows = round(BEARING_FAILURE_S / self.period_s)
-        rng = np.random.default_rng(seed)
-        values = self._healthy(rng, rows)
-        onset = BEARING_FAILURE_S * (1.0 - BEARING_DEGRADATION)
-        wear = _wear(np.arange(rows, dtype=np.float64) * self.period_s, onset, BEARING_FAILURE_S)
-        # A damaged race adds impacts: the RMS gets noisier as well as larger.
-        values[:, 0] += WEAR_VIBRATION * wear + rng.normal(0.0, VIBRATION_NOISE, rows) * wear
-        values[:, 1] += WEAR_TEMPERATURE * wear
-        values[:, 2] += WEAR_CURRENT * wear
-        return SimRun("bearing-wear", values, METRICS, self.period_s, onset, BEARING_FAILURE_S)
-
-    def _healthy(self, rng: np.random.Generator, rows: int) -> NDArray[np.float64]:
-        times = np.arange(rows) * self.period_s
-        drift = sum(
-            amplitude * np.sin(2 * np.pi * times / period + rng.uniform(0, 2 * np.pi))
-            for amplitude, period in VIBRATION_DRIFT
+        vibration = self.profile.vibration
+        assert vibration is not None and vibration.failure_s is not None
+        # Every reading strictly before the failure: flagging it afterwards is no help.
+        rows = math.ceil(vibration.failure_s / self.period_s)
+        values = self._run(self.profile, seed, rows)
+        return SimRun(
+            self.scenario.name,
+            values,
+            METRICS,
+            self.period_s,
+            degradation_s=vibration.onset_s,
+            failure_s=vibration.failure_s,
         )
-        vibration = VIBRATION_MM_S + drift + rng.normal(0.0, VIBRATION_NOISE, rows)
-        phase = rng.uniform(0, 2 * np.pi)
-        cycle = np.sin(2 * np.pi * times / TEMPERATURE_CYCLE_S + phase)
-        temperature = TEMPERATURE_C + TEMPERATURE_SWING * cycle
-        temperature += rng.normal(0.0, TEMPERATURE_NOISE, rows)
-        current = CURRENT_A + rng.normal(0.0, CURRENT_NOISE, rows)
-        return np.stack([vibration, temperature, current], axis=1)
+
+    def _run(self, profile: Profile, seed: int, rows: int) -> NDArray[np.float64]:
+        from firmware_sim.physics import Plant
+
+        plant, rng = Plant(profile, self.period_s), Random(seed)
+        values = np.empty((rows, len(METRICS)))
+        for n in range(rows):
+            reading = plant.step(n * self.period_s, rng)
+            values[n] = [reading[metric] for metric in METRICS]
+        return values
 
 
-def default_source() -> ReadingSource:
+def default_source(scenario: str | Path = DEFAULT_SCENARIO) -> ReadingSource:
     """The reading source `train-anomaly` uses."""
-    return PumpPhysics()
+    return FirmwareSimSource(scenario)

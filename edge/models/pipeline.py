@@ -2,16 +2,19 @@
 
 Each stage is a function of the previous one's output; `train_anomaly` strings them
 together and reports progress through a callback, so the CLI prints and tests stay quiet.
+Seeds: training uses `seed`, the held-out normal runs `seed + 1`, the held-out
+bearing-wear run `seed + 2`; the card records all three.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,15 +27,18 @@ from edge.models.card import (
     file_sha256,
     write_card,
 )
-from edge.models.data import ReadingSource, SimRun, default_source
+from edge.models.data import DEFAULT_SCENARIO, ReadingSource, SimRun, default_source
 from edge.models.export import build_model
 from edge.models.quantize import quantize_int8
 from edge.models.train import Fitted, fit
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
 Progress = Callable[[str], None]
 
 DEFAULT_SEED = 7
-DEFAULT_MINUTES = 240.0
+DEFAULT_MINUTES = 480.0
 DEFAULT_WINDOW = 16
 # Held-out normal operation: at least an hour, so false alarms per hour means something.
 MIN_HELDOUT_MINUTES = 60.0
@@ -51,6 +57,7 @@ class TrainOptions:
     name: str = "bearing"
     version: str = "1.0.0"
     window: int = DEFAULT_WINDOW
+    scenario: str = DEFAULT_SCENARIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,8 @@ class TrainResult:
 @dataclass(frozen=True, slots=True)
 class _Runs:
     source: str
-    train: SimRun
-    normal: SimRun
+    train: list[SimRun]
+    normal: list[SimRun]
     fault: SimRun
 
 
@@ -73,8 +80,8 @@ class _Evaluation:
     threshold: float
     figures: evaluate.FaultFigures
     false_alarms_per_hour: float
-    fault_scores: np.ndarray
-    normal_scores: np.ndarray
+    fault_scores: NDArray[np.float64]
+    normal_scores: list[NDArray[np.float64]]
 
 
 def _quiet(_: str) -> None:
@@ -88,7 +95,7 @@ def _simulate(source: ReadingSource, options: TrainOptions, progress: Progress) 
     )
     train = source.normal(seed=options.seed, minutes=options.minutes)
     heldout = max(MIN_HELDOUT_MINUTES, options.minutes / 4)
-    progress(f"simulating held-out runs: {heldout:g} min normal, bearing-wear to failure")
+    progress(f"simulating held-out runs: {heldout:g} min normal, bearing wear up to the failure")
     normal = source.normal(seed=options.seed + 1, minutes=heldout)
     fault = source.bearing_wear(seed=options.seed + 2)
     return _Runs(source.name, train, normal, fault)
@@ -98,7 +105,7 @@ def _export(fitted: Fitted, runs: _Runs, options: TrainOptions, workdir: Path) -
     """Write the float32 model; return its path."""
     model = build_model(
         fitted,
-        len(runs.train.metrics),
+        len(runs.fault.metrics),
         name=options.name,
         doc=f"baton anomaly model {options.name} {options.version}",
     )
@@ -107,12 +114,16 @@ def _export(fitted: Fitted, runs: _Runs, options: TrainOptions, workdir: Path) -
     return path
 
 
+def _scores(model: Path, runs: Sequence[SimRun], window: int) -> list[NDArray[np.float64]]:
+    return [evaluate.session_scores(model, run.values, window) for run in runs]
+
+
 def _evaluate(model: Path, runs: _Runs, window: int, progress: Progress) -> _Evaluation:
     progress(f"scoring the training windows with {model.name} for the threshold")
-    threshold = evaluate.threshold_from(evaluate.session_scores(model, runs.train.values, window))
-    progress(f"threshold {threshold:.3f}; evaluating on held-out bearing-wear and normal runs")
+    threshold = evaluate.threshold_from(np.concatenate(_scores(model, runs.train, window)))
+    progress(f"threshold {threshold:.3f}; evaluating on the held-out runs")
     fault_scores = evaluate.session_scores(model, runs.fault.values, window)
-    normal_scores = evaluate.session_scores(model, runs.normal.values, window)
+    normal_scores = _scores(model, runs.normal, window)
     return _Evaluation(
         threshold=threshold,
         figures=evaluate.fault_figures(fault_scores, runs.fault, window, threshold),
@@ -124,28 +135,26 @@ def _evaluate(model: Path, runs: _Runs, window: int, progress: Progress) -> _Eva
 
 def _agreement(float_model: Path, runs: _Runs, result: _Evaluation, window: int) -> float:
     """Share of held-out windows where the float model makes the int8 model's decision."""
-    float_fault = evaluate.session_scores(float_model, runs.fault.values, window)
-    float_normal = evaluate.session_scores(float_model, runs.normal.values, window)
-    return evaluate.decision_agreement(
-        np.concatenate([float_fault, float_normal]),
-        np.concatenate([result.fault_scores, result.normal_scores]),
-        result.threshold,
-    )
+    exact = np.concatenate(_scores(float_model, [runs.fault, *runs.normal], window))
+    int8 = np.concatenate([result.fault_scores, *result.normal_scores])
+    return evaluate.decision_agreement(exact, int8, result.threshold)
 
 
 def command_line(options: TrainOptions) -> str:
     """The command that reproduces a model (recorded in its card)."""
     quantize = "--quantize" if options.quantize else "--no-quantize"
+    scenario = "" if options.scenario == DEFAULT_SCENARIO else f" --scenario {options.scenario}"
     return (
         f"baton models train-anomaly --out {options.out} --seed {options.seed} "
-        f"--minutes {options.minutes:g} {quantize}"
+        f"--minutes {options.minutes:g} {quantize}{scenario}"
     )
 
 
 def _card(
     model: Path, runs: _Runs, options: TrainOptions, result: _Evaluation, agreement: float | None
 ) -> ModelCard:
-    metrics = runs.train.metrics
+    metrics, fault = runs.fault.metrics, runs.fault
+    figures = result.figures
     return ModelCard(
         name=options.name,
         version=options.version,
@@ -157,22 +166,24 @@ def _card(
         ),
         threshold=round(result.threshold, 6),
         metrics=CardMetrics(
-            precision=round(result.figures.precision, 4),
-            recall=round(result.figures.recall, 4),
-            lead_time_s=result.figures.lead_time_s,
-            false_alarms_per_hour=round(result.false_alarms_per_hour, 4),
+            precision=round(figures.precision, 4),
+            recall=round(figures.recall, 4),
+            lead_time_s=figures.lead_time_s,
             windows=int(result.fault_scores.shape[0]),
             int8_agreement=None if agreement is None else round(agreement, 5),
+            false_alarms_per_hour=round(result.false_alarms_per_hour, 4),
+            scenario=fault.scenario,
         ),
         training=CardTraining(
             seed=options.seed,
-            samples=int(runs.train.values.shape[0]),
+            samples=sum(run.values.shape[0] for run in runs.train),
             minutes=options.minutes,
-            period_s=runs.train.period_s,
+            period_s=fault.period_s,
             source=runs.source,
             evaluation=(
-                f"normal seed {options.seed + 1} ({runs.normal.hours * 60:g} min), "
-                f"bearing-wear seed {options.seed + 2} (failure at {runs.fault.failure_s:g} s)"
+                f"normal: seed {options.seed + 1}, {sum(r.hours for r in runs.normal):g} h; "
+                f"{fault.scenario}: seed {options.seed + 2}, onset {fault.degradation_s:g} s, "
+                f"failure {fault.failure_s:g} s (simulated)"
             ),
             command=command_line(options),
         ),
@@ -186,9 +197,10 @@ def train_anomaly(
 ) -> TrainResult:
     """Train, export, quantise and evaluate; write `<out>/<name>.onnx` and its card."""
     started = time.monotonic()
-    runs = _simulate(source or default_source(), options, progress)
-    progress(f"fitting on {runs.train.values.shape[0]} readings, window {options.window}")
-    fitted = fit(runs.train.values, options.window)
+    runs = _simulate(source or default_source(options.scenario), options, progress)
+    samples = sum(run.values.shape[0] for run in runs.train)
+    progress(f"fitting on {samples} readings in {len(runs.train)} runs, window {options.window}")
+    fitted = fit([run.values for run in runs.train], options.window)
     options.out.mkdir(parents=True, exist_ok=True)
     model = options.out / f"{options.name}.onnx"
     with tempfile.TemporaryDirectory(prefix="baton-train-") as workdir:

@@ -17,6 +17,7 @@ the badly scaled part, `1 / sqrt(lambda)`, stays a float multiply in the graph.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 EIGEN_FLOOR = 1e-3
 # A metric or feature that never moved in training still gets a finite scale.
 MIN_STD = 1e-6
+# Training windows per feature below which the covariance is too poorly estimated.
+MIN_WINDOWS_PER_FEATURE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +61,25 @@ def _features(
     return window_features(sliding_windows((values - mean) * scale, window))
 
 
-def fit(values: NDArray[np.float64], window: int) -> Fitted:
-    """Fit on `values` `[rows, n]` of normal operation, oldest first."""
-    rows, n_metrics = values.shape
-    if rows < 4 * window * n_metrics:
-        raise ModelError(f"{rows} training readings are too few for a window of {window}")
+def fit(segments: Sequence[NDArray[np.float64]], window: int) -> Fitted:
+    """Fit on runs of normal operation, each `[rows, n]` oldest first.
+
+    Windows never straddle two runs: the jump between the end of one and the start of
+    the next is not something a pump does.
+    """
+    values = np.concatenate(segments)
+    n_features = 3 * values.shape[1]
+    windows = sum(max(0, len(segment) - window + 1) for segment in segments)
+    if windows < MIN_WINDOWS_PER_FEATURE * n_features:
+        raise ModelError(
+            f"{values.shape[0]} training readings give {windows} windows of {window}: too few "
+            f"for {n_features} features (need {MIN_WINDOWS_PER_FEATURE * n_features})"
+        )
     input_mean = values.mean(axis=0)
     input_scale = 1.0 / np.maximum(values.std(axis=0), MIN_STD)
-    features = _features(values, input_mean, input_scale, window)
+    features = np.concatenate(
+        [_features(segment, input_mean, input_scale, window) for segment in segments]
+    )
     feature_mean = features.mean(axis=0)
     feature_scale = 1.0 / np.maximum(features.std(axis=0), MIN_STD)
     correlation = np.cov((features - feature_mean) * feature_scale, rowvar=False)

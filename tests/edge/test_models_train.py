@@ -34,7 +34,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def normal_run() -> SimRun:
-    return default_source().normal(seed=11, minutes=20)
+    (run,) = default_source().normal(seed=11, minutes=20)
+    return run
 
 
 def test_train_anomaly_writes_a_loadable_int8_model_and_its_card(trained: tuple[Path, str]) -> None:
@@ -44,11 +45,12 @@ def test_train_anomaly_writes_a_loadable_int8_model_and_its_card(trained: tuple[
     assert card["quantization"] == "int8-dynamic"
     assert card["metrics"]["recall"] > 0
     assert card["metrics"]["lead_time_s"] > 0  # flagged before the simulated failure
-    assert card["training"]["seed"] == 3 and card["training"]["samples"] == 20 * 60
+    period = card["training"]["period_s"]
+    assert card["training"]["seed"] == 3 and card["training"]["samples"] == 20 * 60 / period
     scorer = OnnxScorer.load(model)
     assert scorer.threshold == card["threshold"]
     assert "lead time" in output and "precision" in output
-    assert "fitting on 1200 readings" in output  # progress on the way
+    assert "fitting on 600 readings" in output  # progress on the way
 
 
 def test_inspect_prints_the_card(trained: tuple[Path, str]) -> None:
@@ -72,7 +74,7 @@ def test_no_quantize_writes_a_float_model(tmp_path: Path) -> None:
 def test_float_graph_computes_what_the_numpy_trainer_computes(
     tmp_path: Path, normal_run: SimRun
 ) -> None:
-    fitted = fit(normal_run.values, 16)
+    fitted = fit([normal_run.values], 16)
     path = tmp_path / "f.onnx"
     path.write_bytes(build_model(fitted, 3, name="t", doc="").SerializeToString())
     graph = session_scores(path, normal_run.values, 16)
@@ -81,7 +83,7 @@ def test_float_graph_computes_what_the_numpy_trainer_computes(
 
 
 def test_int8_model_agrees_with_the_float_model(tmp_path: Path, normal_run: SimRun) -> None:
-    fitted = fit(normal_run.values, 16)
+    fitted = fit([normal_run.values], 16)
     float_path, int8_path = tmp_path / "f.onnx", tmp_path / "q.onnx"
     float_path.write_bytes(build_model(fitted, 3, name="t", doc="").SerializeToString())
     assert quantize_int8(float_path, int8_path) == 2  # both MatMul weights are int8 now
@@ -120,4 +122,4 @@ def test_quantising_a_graph_without_matmul_weights_is_a_model_error(tmp_path: Pa
 
 def test_too_little_training_data_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="too few"):
-        fit(np.zeros((50, 3)), 16)
+        fit([np.zeros((80, 3))], 16)
