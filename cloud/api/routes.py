@@ -65,7 +65,7 @@ async def device(
         sent_ms=twin.sent_ms,
         sends=twin.sends,
         recent=[ReadingOut(**row) for row in db.readings(gw, dev, readings)],
-        rollups=[RollupOut(**row) for row in db.rollups(dev, minutes, gw)] if minutes else [],
+        rollups=[RollupOut.of(row) for row in db.rollups(dev, minutes, gw)] if minutes else [],
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from cloud.twins.record import TwinRecord
+from cloud.twins.view import Rollup
 
 # Desired-state keys are operator-chosen names: a little looser than metric names.
 StateKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")]
@@ -76,18 +77,25 @@ def summary_fields(twin: TwinRecord) -> dict[str, Any]:
 class ReadingOut(BaseModel):
     seq: int
     hlc: int
-    at_ms: int = Field(description="gateway time (the HLC's physical part)")
+    at_ms: int = Field(description="measurement time: device time when plausible, else gateway")
     ts_ms: int = Field(description="device time")
     metrics: dict[str, float]
 
 
 class RollupOut(BaseModel):
     metric: str
-    minute_ms: int = Field(description="start of the minute (gateway time)")
+    minute_ms: int = Field(description="start of the minute of measurement")
     min: float
     max: float
     mean: float
     count: int
+
+    @classmethod
+    def of(cls, row: Rollup) -> RollupOut:
+        return cls(
+            metric=row["metric"], minute_ms=row["minute_ms"], min=row["min"],
+            max=row["max"], mean=row["mean"], count=row["count"],
+        )  # fmt: skip
 
 
 class DeviceOut(DeviceSummary):

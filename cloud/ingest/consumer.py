@@ -41,7 +41,10 @@ from shared.messages import now_ms
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT_S: Final = 1.0  # also bounds how long a drain waits for an idle worker
+# An idle fetch lingers this long. It also bounds how long a drain waits for an idle
+# worker: cancelling a pull in flight instead could strand messages the hub already sent
+# (redelivered only after ack_wait), so the drain lets it expire.
+FETCH_TIMEOUT_S: Final = 0.5
 RETRY_DELAY_S: Final = 1.0  # nak delay after a hub error: let the hub recover first
 
 
@@ -104,8 +107,8 @@ class IngestConsumer:
     async def _fetch(self, psub: JetStreamContext.PullSubscription, worker: int) -> list[Msg]:
         try:
             return await psub.fetch(self._config.batch, timeout=FETCH_TIMEOUT_S)
-        except nats.errors.TimeoutError:
-            return []
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            return []  # nothing to do (nats-py raises either, depending on the step)
         except (nats.errors.Error, OSError) as exc:
             # Disconnected or the hub is restarting: nats-py reconnects by itself; wait
             # (on the stop signal, so a drain is not delayed) and fetch again.

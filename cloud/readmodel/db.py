@@ -91,7 +91,7 @@ class ReadingRow:
     device: str
     seq: int
     hlc: int
-    at_ms: int  # the HLC's physical time: the gateway's clock, not the device's
+    at_ms: int  # when it was measured (see `projector.measured_at`): its rollup minute
     ts_ms: int
     metrics: dict[str, float]
 

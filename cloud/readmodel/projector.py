@@ -35,7 +35,7 @@ from cloud.errors import Rejected
 from cloud.ingest.facts import Fact, parse
 from cloud.readmodel.db import ReadingRow, ReadModel
 from cloud.twins.record import TwinRecord
-from shared import subjects
+from shared import hlc, streams, subjects
 from shared.compat import timeout
 from shared.errors import DecodeError
 from shared.messages import Message, Reading, now_ms
@@ -191,10 +191,24 @@ def reading_row(fact: Fact, reading: Reading) -> ReadingRow:
         device=fact.device,
         seq=reading.seq,
         hlc=fact.hlc,
-        at_ms=fact.hlc_ms,
+        at_ms=measured_at(fact, reading),
         ts_ms=reading.ts_ms,
         metrics=dict(reading.metrics),
     )
+
+
+def measured_at(fact: Fact, reading: Reading) -> int:
+    """When a reading was taken, for its rollup minute.
+
+    The gateway stamps its HLC when it forwards, so a backlog sent after an outage would
+    pile into the minute it was sent. The device's own `ts_ms` is used instead when it
+    is plausible: not after the stamp (beyond clock drift) and not older than a gateway
+    keeps a backlog. A device with a wild clock falls back to the gateway's stamp.
+    """
+    stamp_ms = fact.hlc_ms
+    if stamp_ms - streams.UPLINK_MAX_AGE_S * 1000 <= reading.ts_ms <= stamp_ms + hlc.MAX_DRIFT_MS:
+        return reading.ts_ms
+    return stamp_ms
 
 
 def twin_event(record: TwinRecord) -> dict[str, Any]:

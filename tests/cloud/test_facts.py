@@ -1,0 +1,100 @@
+"""Parsing FLEET messages: every refusal has its reason, nothing raises anything else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cloud.errors import Rejected
+from cloud.ingest.facts import parse
+from shared import codec, hlc
+from shared.messages import Decision, Reading, ReportedState
+
+NOW = 1_800_000_000_000
+
+
+def reading(device: str = "d1", **fields: object) -> bytes:
+    return codec.encode(Reading(device=device, seq=1, ts_ms=NOW, metrics={"t": 1.0}, **fields))  # type: ignore[arg-type]
+
+
+def test_reading_with_gateway_headers() -> None:
+    stamp = hlc.pack(NOW, 3)
+    fact = parse(
+        "fleet.gw1.r.d1", {"Baton-Hlc": str(stamp), "Baton-Gateway": "gw1"}, reading(), now_ms=NOW
+    )
+    assert (fact.gw, fact.device, fact.kind, fact.hlc, fact.key) == (
+        "gw1",
+        "d1",
+        "r",
+        stamp,
+        "gw1.d1",
+    )
+    assert isinstance(fact.body, Reading)
+
+
+def test_missing_hlc_falls_back_to_the_device_time() -> None:
+    fact = parse("fleet.gw1.r.d1", None, reading(), now_ms=NOW)
+    assert fact.hlc == hlc.pack(NOW, 0)
+
+
+def test_status_and_report() -> None:
+    assert parse("fleet.gw1.status.d1", None, b"offline", now_ms=NOW).body is False
+    body = codec.encode(ReportedState(device="d1", gw="gw1", applied_version=2))
+    assert isinstance(parse("fleet.gw1.twin.d1", None, body, now_ms=NOW).body, ReportedState)
+
+
+@pytest.mark.parametrize(
+    ("subject", "headers", "data", "reason"),
+    [
+        ("fleet.gw1.r", None, reading(), "bad_subject"),
+        ("fleet.gw1.zz.d1", None, reading(), "unknown_kind"),
+        ("fleet.g*1.r.d1", None, reading(), "bad_subject"),
+        ("fleet.gw1.r.d1", None, b"\xc1\xff garbage", "malformed"),
+        ("fleet.gw1.r.d1", None, b'{"v": 1, "kind": "reading", "device": "d1"}', "invalid"),
+        ("fleet.gw1.r.d1", None, b'{"v": 9, "kind": "reading"}', "schema_version"),
+        ("fleet.gw1.r.d1", None, b"x" * 300_000, "too_large"),
+        ("fleet.gw1.r.d2", None, reading("d1"), "device_mismatch"),
+        ("fleet.gw1.r.d1", None, reading(gw="gw2"), "gateway_mismatch"),
+        ("fleet.gw1.r.d1", {"Baton-Gateway": "gw2"}, reading(), "gateway_mismatch"),
+        ("fleet.gw1.r.d1", {"Baton-Hlc": "soon"}, reading(), "bad_hlc"),
+        (
+            "fleet.gw1.r.d1",
+            {"Baton-Hlc": str(hlc.pack(NOW + 3_600_000, 0))},
+            reading(),
+            "clock_drift",
+        ),
+        ("fleet.gw1.status.d1", None, b"maybe", "bad_status"),
+    ],
+)
+def test_refusals_carry_a_reason(
+    subject: str, headers: dict[str, str] | None, data: bytes, reason: str
+) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse(subject, headers, data, now_ms=NOW)
+    assert caught.value.reason == reason
+
+
+def test_nan_in_json_is_refused_as_non_finite() -> None:
+    data = json.dumps(
+        {
+            "v": 1,
+            "kind": "reading",
+            "device": "d1",
+            "seq": 1,
+            "ts_ms": NOW,
+            "metrics": {"t": float("nan")},
+        }
+    ).encode()
+    with pytest.raises(Rejected) as caught:
+        parse("fleet.gw1.r.d1", None, data, now_ms=NOW)
+    assert caught.value.reason == "non_finite"
+
+
+def test_a_decision_on_the_reading_subject_is_refused() -> None:
+    decision = codec.encode(
+        Decision(gw="gw1", device="d1", source="rule", name="hot", version="1", latency_us=5)
+    )
+    with pytest.raises(Rejected) as caught:
+        parse("fleet.gw1.r.d1", None, decision, now_ms=NOW)
+    assert caught.value.reason == "invalid"
