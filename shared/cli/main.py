@@ -85,7 +85,8 @@ def cli(verbose: int) -> None:
 def main() -> None:
     """Console-script entry point: BatonErrors become one clear line and exit code 2."""
     try:
-        cli.main(standalone_mode=False)
+        # standalone_mode=False returns what `ctx.exit(n)` asked for instead of exiting.
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -99,6 +100,8 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int):
+        sys.exit(code)
 
 
 if __name__ == "__main__":
