@@ -107,7 +107,7 @@ def bench_command(model: Path | None, rounds: int) -> None:
     """Time OnnxScorer.score against a bare onnxruntime run of MODEL (default: shipped)."""
     timing = measure(model, rounds=rounds)
     click.echo(f"bare InferenceSession.run   {timing.bare_us:7.2f} us")
-    click.echo(f"score(list of row tuples)   {timing.score_us:7.2f} us  ({timing.ratio:.2f}x bare)")
+    click.echo(f"score(deque of row tuples)  {timing.score_us:7.2f} us  ({timing.ratio:.2f}x bare)")
     click.echo(
         f"score(float32 array)        {timing.score_array_us:7.2f} us  "
         f"({timing.score_array_us / timing.bare_us:.2f}x bare)"

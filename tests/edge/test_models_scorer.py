@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +61,13 @@ def test_bearing_wear_is_flagged_before_the_failure(shipped: OnnxScorer) -> None
     assert max(healthy) < shipped.threshold < min(worn)
 
 
-def test_score_accepts_tuples_lists_and_arrays_alike(shipped: OnnxScorer) -> None:
+def test_score_accepts_a_deque_tuples_lists_and_arrays_alike(shipped: OnnxScorer) -> None:
     run = default_source().normal(seed=5, minutes=1)[0]
     window = run.values[: shipped.window]
     as_tuples = [tuple(row) for row in window.tolist()]
     expected = shipped.score(as_tuples)
+    # What the reflex engine keeps per device: a bounded deque of row tuples.
+    assert shipped.score(deque(as_tuples, maxlen=shipped.window)) == expected
     assert shipped.score(window.tolist()) == expected
     assert shipped.score(window) == expected
     assert shipped.score(window.astype(np.float32)) == expected
@@ -136,3 +139,14 @@ def test_importing_edge_models_loads_neither_numpy_nor_onnxruntime() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_score_is_what_a_bare_session_computes(shipped: OnnxScorer) -> None:
+    from edge.models.scorer import open_session
+
+    session = open_session(shipped.path)
+    run = default_source().bearing_wear(seed=8)
+    for window in sliding_windows(run.values, shipped.window)[::37].astype(np.float32):
+        (bare,) = session.run(None, {"window": window[None]})
+        # The bound buffers are rewritten on every call: never a stale score.
+        assert shipped.score(window.tolist()) == float(bare[0])
