@@ -1,0 +1,96 @@
+"""The JSON the LLM planner must produce, and its validation into a `shared` `Plan`.
+
+The schema goes to llama.cpp as a grammar (`response_format={"type": "json_object",
+"schema": ...}`), so the model can only emit this shape; the pydantic `Plan`/`PlanStep`
+models then check what a grammar cannot (id patterns, numbers), and the fleet view checks
+that every target exists. Anything that fails is a `PlanError`: the registry counts it
+and falls back to the next planner.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloud.errors import PlanError
+from cloud.planner.preconditions import PRECONDITIONS
+from cloud.twins.view import FleetView
+from shared.messages import Compensation, Plan, PlanStep
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+# The model may not wait for an ack longer than this per step.
+MAX_DEADLINE_S = 3600.0
+
+
+def plan_schema(actions: list[str], max_steps: int) -> dict[str, Any]:
+    params = {"type": "object", "additionalProperties": _SCALAR}
+    compensation = {
+        "type": "object",
+        "properties": {"action": {"enum": actions}, "params": params},
+        "required": ["action", "params"],
+    }
+    step = {
+        "type": "object",
+        "properties": {
+            "gw": {"type": "string"},
+            "device": {"type": "string"},
+            "action": {"enum": actions},
+            "params": params,
+            "preconditions": {"type": "array", "items": {"enum": sorted(PRECONDITIONS)}},
+            "deadline_s": {"type": "number"},
+            "compensation": {"anyOf": [compensation, {"type": "null"}]},
+        },
+        "required": ["gw", "device", "action", "params", "compensation"],
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string"},
+            "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": max_steps},
+        },
+        "required": ["reason", "steps"],
+    }
+
+
+def parse_plan(text: str, *, trigger: str, default_deadline_ms: int, fleet: FleetView) -> Plan:
+    """Validate the model's output into a plan; `PlanError` saying what is wrong."""
+    try:
+        draft = json.loads(text)
+    except ValueError as exc:
+        raise PlanError(f"LLM output is not JSON: {exc}") from exc
+    if not isinstance(draft, dict) or not isinstance(draft.get("steps"), list):
+        raise PlanError("LLM output has no steps list")
+    try:
+        steps = [_step(i, raw, default_deadline_ms) for i, raw in enumerate(draft["steps"])]
+        plan = Plan(trigger=trigger, reason=str(draft.get("reason", ""))[:2048], steps=steps)
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise PlanError(f"LLM plan is invalid: {exc}") from exc
+    for step in plan.steps:
+        if fleet.device(step.device, step.gw) is None:
+            raise PlanError(f"LLM plan targets unknown device {step.gw}/{step.device}")
+    return plan
+
+
+def _step(index: int, raw: Any, default_deadline_ms: int) -> PlanStep:
+    if not isinstance(raw, dict):
+        raise TypeError(f"step {index} is not an object")
+    deadline_s = raw.get("deadline_s")
+    if isinstance(deadline_s, (int, float)) and 0 < deadline_s <= MAX_DEADLINE_S:
+        deadline_ms = int(deadline_s * 1000)
+    else:
+        deadline_ms = default_deadline_ms
+    undo = raw.get("compensation")
+    return PlanStep.model_validate(
+        {
+            "index": index,
+            "gw": raw.get("gw"),
+            "device": raw.get("device"),
+            "action": raw.get("action"),
+            "params": raw.get("params") or {},
+            "preconditions": raw.get("preconditions") or [],
+            "deadline_ms": deadline_ms,
+            "compensation": Compensation.model_validate(undo) if undo else None,
+        }
+    )
