@@ -150,11 +150,23 @@ def command_line(options: TrainOptions) -> str:
     )
 
 
+def _card_metrics(result: _Evaluation, agreement: float | None, scenario: str) -> CardMetrics:
+    figures = result.figures
+    return CardMetrics(
+        precision=round(figures.precision, 4),
+        recall=round(figures.recall, 4),
+        lead_time_s=figures.lead_time_s,
+        windows=int(result.fault_scores.shape[0]),
+        int8_agreement=None if agreement is None else round(agreement, 5),
+        false_alarms_per_hour=round(result.false_alarms_per_hour, 4),
+        scenario=scenario,
+    )
+
+
 def _card(
     model: Path, runs: _Runs, options: TrainOptions, result: _Evaluation, agreement: float | None
 ) -> ModelCard:
     metrics, fault = runs.fault.metrics, runs.fault
-    figures = result.figures
     return ModelCard(
         name=options.name,
         version=options.version,
@@ -165,15 +177,7 @@ def _card(
             metrics=metrics, window=options.window, shape=(1, options.window, len(metrics))
         ),
         threshold=round(result.threshold, 6),
-        metrics=CardMetrics(
-            precision=round(figures.precision, 4),
-            recall=round(figures.recall, 4),
-            lead_time_s=figures.lead_time_s,
-            windows=int(result.fault_scores.shape[0]),
-            int8_agreement=None if agreement is None else round(agreement, 5),
-            false_alarms_per_hour=round(result.false_alarms_per_hour, 4),
-            scenario=fault.scenario,
-        ),
+        metrics=_card_metrics(result, agreement, fault.scenario),
         training=CardTraining(
             seed=options.seed,
             samples=sum(run.values.shape[0] for run in runs.train),

@@ -150,3 +150,9 @@ def test_score_is_what_a_bare_session_computes(shipped: OnnxScorer) -> None:
         (bare,) = session.run(None, {"window": window[None]})
         # The bound buffers are rewritten on every call: never a stale score.
         assert shipped.score(window.tolist()) == float(bare[0])
+
+
+def test_public_surface_is_pinned() -> None:
+    import edge.models
+
+    assert edge.models.__all__ == ["DEFAULT_MODEL", "ModelCard", "OnnxScorer", "card_path"]
