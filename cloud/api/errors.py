@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +30,8 @@ from cloud.errors import (
 from shared.errors import BatonError, TransportError
 
 log = logging.getLogger(__name__)
+
+MAX_REASONS = 4
 
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: tuple[tuple[type[BatonError], int, str], ...] = (
@@ -61,11 +62,23 @@ async def _baton_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str})
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(str(part) for part in first.get("loc", []))
-    reason = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    # Only type, location and message: the offending input is not echoed back (it may be
+    # large, or a NaN that JSON cannot even carry).
+    errors = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
+        for e in exc.errors()
+    ]
+    # A union field fails once per branch: name a few, so the real cause (e.g. "finite
+    # number") is in the reason and not only the first branch's complaint.
+    shown = [_where(e) for e in errors[:MAX_REASONS]] or ["invalid request"]
+    more = f" (+{len(errors) - MAX_REASONS} more)" if len(errors) > MAX_REASONS else ""
+    reason = "; ".join(shown) + more
     return error_response(422, "invalid_request", reason, detail=errors)
+
+
+def _where(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def install(app: FastAPI) -> None:
