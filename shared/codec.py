@@ -13,6 +13,7 @@ and fields that fail validation (NaN/inf get their own `NonFiniteValue`). Each e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast, overload
 
@@ -75,33 +76,70 @@ def decode(
         wanted = _KIND_OF.get(expect, expect.kind)
         if kind != wanted:
             raise InvalidMessage(f"expected {wanted!r}, got {kind!r}", field="kind")
-        return _validate(expect.model_validate, raw)
-    return cast(Message, _validate(_BY_KIND[kind].validate_python, raw))
+        return _validate(expect.model_validate, raw, tagged=False)
+    tagged = kind == "agent_event"
+    return cast(Message, _validate(_BY_KIND[kind].validate_python, raw, tagged=tagged))
+
+
+# The range msgpack can carry; JSON integers outside it would decode and then fail to
+# re-encode, so they are refused where they enter.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# msgpack decodes extension type -1 (timestamp) itself without calling ext_hook. Its
+# headers are fixext4/fixext8 (d6/d7) or ext8 (c7 <len>) followed by the type byte ff;
+# only payloads with such a byte pattern pay for the structural check.
+_MAYBE_TIMESTAMP = re.compile(rb"[\xd6\xd7]\xff|\xc7[\x00-\xff]\xff", re.DOTALL)
 
 
 def _parse(data: bytes) -> Any:
-    # unpackb bounds every container by len(data) itself (msgpack >= 1.0), so a small
-    # payload cannot declare a huge array.
     if data[:1] in (b"{", b"[", b" ", b"\n", b"\t", b"\r"):
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedPayload(f"invalid JSON: {exc}") from exc
+        return _parse_json(data)
     try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            ext_hook=_refuse_ext,
-        )
+        # unpackb bounds every container by len(data) itself (msgpack >= 1.0), so a
+        # small payload cannot declare a huge array.
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_refuse_ext)
     except MalformedPayload:
         raise
     except (msgpack.UnpackException, ValueError, TypeError, RecursionError) as exc:
         raise MalformedPayload(f"invalid msgpack: {exc}") from exc
+    if _MAYBE_TIMESTAMP.search(data) and _contains_timestamp(raw):
+        raise MalformedPayload("msgpack extension type -1 (timestamp) is not part of the contract")
+    return raw
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data, parse_int=_bounded_int)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedPayload(f"invalid JSON: {exc}") from exc
+
+
+class _OutOfRange:
+    """Stands in for a JSON integer msgpack cannot carry: no field type accepts it, so
+    validation refuses it with the field's name (and an ignored field just drops it)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<integer outside the 64-bit range>"
+
+
+def _bounded_int(text: str) -> int | _OutOfRange:
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else _OutOfRange()
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
     raise MalformedPayload(f"msgpack extension type {code} is not part of the contract")
+
+
+def _contains_timestamp(value: Any) -> bool:
+    if isinstance(value, msgpack.Timestamp):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_timestamp(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_contains_timestamp(item) for item in value)
+    return False
 
 
 def _check_envelope(raw: Any) -> str:
@@ -118,19 +156,32 @@ def _check_envelope(raw: Any) -> str:
     return kind
 
 
-def _validate(validate: Callable[[Any], T], raw: dict[str, Any]) -> T:
+def _validate(validate: Callable[[Any], T], raw: dict[str, Any], *, tagged: bool) -> T:
     try:
         return validate(raw)
     except ValidationError as exc:
-        raise _translate(exc) from exc
+        raise _translate(exc, tagged=tagged) from exc
 
 
-def _translate(exc: ValidationError) -> InvalidMessage:
-    first = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    if first["type"] == "finite_number":
-        return NonFiniteValue("NaN or infinity is not a reading", field=field)
-    if first["type"] == "union_tag_invalid":
+# Labels pydantic puts in an error location for the member of a union that failed; they
+# name a type, not a field, so they are left out of `InvalidMessage.field`.
+_UNION_LABELS = frozenset({"str", "bool", "int", "float", "list", "dict", "none"})
+
+
+def _field_of(loc: tuple[int | str, ...], *, tagged: bool) -> str | None:
+    parts = loc[1:] if tagged else loc  # a discriminated union puts its tag first
+    kept = [str(part) for part in parts if part not in _UNION_LABELS]
+    return ".".join(kept) or None
+
+
+def _translate(exc: ValidationError, *, tagged: bool) -> InvalidMessage:
+    errors = exc.errors(include_url=False)
+    for error in errors:
+        if error["type"] == "finite_number":
+            field = _field_of(error["loc"], tagged=tagged)
+            return NonFiniteValue("NaN or infinity is not a reading", field=field)
+    first = errors[0]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         return InvalidMessage(first["msg"], field="type")
-    extra = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return InvalidMessage(first["msg"] + extra, field=field)
+    extra = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InvalidMessage(first["msg"] + extra, field=_field_of(first["loc"], tagged=tagged))

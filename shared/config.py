@@ -52,8 +52,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             return data
     except FileNotFoundError as exc:
         raise ConfigError("file not found", file=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=str(path)) from exc
 
 
 def load_config(cls: type[S], path: Path | str | None = None, **overrides: Any) -> S:

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from shared.errors import BatonError
+
 LOGICAL_BITS = 16
 _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
 # A remote stamp further ahead than this is a broken clock, not causality: refusing it
@@ -19,7 +21,7 @@ _LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
 MAX_DRIFT_MS = 60_000
 
 
-class ClockDriftError(ValueError):
+class ClockDriftError(BatonError, ValueError):
     """A remote HLC stamp is further ahead of our physical clock than MAX_DRIFT_MS."""
 
 

@@ -29,7 +29,8 @@ SNAPSHOTS_STORE = "snapshots"  # hub Object Store: session snapshots too big for
 
 
 def is_valid_id(value: str) -> bool:
-    return _ID_RE.match(value) is not None
+    # fullmatch: `$` alone would also match before a trailing newline.
+    return _ID_RE.fullmatch(value) is not None
 
 
 def check_id(value: str, what: str = "id") -> str:

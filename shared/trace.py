@@ -26,7 +26,8 @@ class TraceContext:
     @classmethod
     def parse(cls, traceparent: str) -> TraceContext:
         """Parse a `traceparent` value; ValueError if it is not version-00 W3C."""
-        match = _PATTERN.match(traceparent)
+        # fullmatch: `$` alone would accept a trailing newline into a NATS header.
+        match = _PATTERN.fullmatch(traceparent)
         if match is None:
             raise ValueError(f"not a W3C traceparent: {traceparent!r}")
         trace_id, span_id, flags = match.groups()

@@ -591,11 +591,6 @@ def test_unknown_agent_event_type() -> None:
     assert err.field == "type"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: shared/codec.py _translate maps union_tag_invalid to field 'type' but not "
-    "union_tag_not_found, so an agent event without `type` has .field None",
-)
 def test_agent_event_without_type_names_the_type_field() -> None:
     wire = _SAMPLES[AgentStart].to_wire()
     del wire["type"]
@@ -759,11 +754,6 @@ def test_bad_device_inside_a_decision_command_names_its_path() -> None:
     assert err.field == "command.device"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: for agent events .field carries pydantic's union tag "
-    "('tool_result.session' instead of 'session') when decoded without expect=",
-)
 def test_agent_event_field_error_names_the_field() -> None:
     wire = {**_SAMPLES[ToolResult].to_wire(), "session": "a/b"}
     err = _reject(_pack(wire), InvalidMessage)
@@ -830,11 +820,6 @@ def test_non_finite_elsewhere(encoder: Any, cls: type[Message], field: str, valu
     assert field in err.field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NaN/inf in a Params map (Command.params, DesiredState.state, TwinState) is "
-    "InvalidMessage reason 'invalid' field 'params.x.str', not NonFiniteValue 'params.x'",
-)
 @pytest.mark.parametrize("encoder", WIRE_FORMATS)
 @pytest.mark.parametrize(
     ("cls", "field"),
@@ -878,11 +863,6 @@ def test_msgpack_ext_type_is_malformed(ext: msgpack.ExtType, where: str) -> None
     assert str(ext.code) in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: msgpack decodes ext type -1 (timestamp) itself without calling ext_hook, "
-    "so shared/codec.py accepts it in unknown fields and reports 'invalid' in known ones",
-)
 @pytest.mark.parametrize("where", ["unknown-field", "metric"])
 def test_msgpack_timestamp_ext_is_malformed(where: str) -> None:
     stamp = msgpack.Timestamp(1_700_000_000, 0)
@@ -897,11 +877,6 @@ def test_msgpack_timestamp_ext_is_malformed(where: str) -> None:
 # --- what decode accepts, encode can send --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: JSON carries integers msgpack cannot (> 2**64-1); decode() accepts them in "
-    "Params/JsonValue fields and encode() of the result raises OverflowError",
-)
 @pytest.mark.parametrize(
     ("cls", "field", "value"),
     [(Command, "params", {"x": 2**64}), (ToolResult, "result", -(2**63) - 1)],

@@ -157,21 +157,11 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "not found" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: shared/config.py read_toml catches only FileNotFoundError and "
-    "TOMLDecodeError; tomllib.load raises UnicodeDecodeError for a non-UTF-8 file",
-)
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes('name = "gw-é"\n'.encode("latin-1"))
     _config_error(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: shared/config.py read_toml lets IsADirectoryError (any OSError other "
-    "than FileNotFoundError) escape instead of ConfigError",
-)
 def test_path_that_is_a_directory(tmp_path: Path) -> None:
     _config_error(tmp_path)

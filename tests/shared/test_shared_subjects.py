@@ -72,12 +72,6 @@ def test_invalid_ids_are_refused(value: str) -> None:
         subjects.check_id(value, "device id")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: shared/subjects.py matches ID_PATTERN (`^...$`) with re.match, and `$` "
-    "also matches before a final newline, so 'dev\\n' is a valid id (pydantic's DeviceId "
-    "refuses it)",
-)
 def test_id_with_a_trailing_newline_is_refused() -> None:
     assert not subjects.is_valid_id("dev\n")
 
