@@ -13,6 +13,7 @@ queue: the forwarder's ack after the hub's PubAck is what frees the space.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 from nats.js import JetStreamContext
@@ -120,12 +121,10 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     except NotFoundError:
         await js.add_stream(config=config)
         return
-    try:
+    # Some fields (storage, retention) cannot change in place; keep the existing stream
+    # rather than refuse to start.
+    with contextlib.suppress(BadRequestError):
         await js.update_stream(config=config)
-    except BadRequestError:
-        # Some fields (storage, retention) cannot change in place; keep the existing
-        # stream rather than refuse to start.
-        pass
 
 
 async def ensure_hub(js: JetStreamContext, replicas: int = 1) -> None:
