@@ -1,0 +1,105 @@
+"""Where each message of the leaf UPLINK stream goes at the hub, and under which id.
+
+    leaf subject                  hub subject               Nats-Msg-Id key
+    baton.d.<dev>.r               fleet.<gw>.r.<dev>        the reading's `seq`
+    baton.d.<dev>.ack             fleet.<gw>.ack.<dev>      the ack's `cmd_id`
+    baton.d.<dev>.status          fleet.<gw>.status.<dev>   the leaf stream sequence
+    uplink.<gw>.<kind>.<dev>      fleet.<gw>.<kind>.<dev>   the Nats-Msg-Id `submit` set
+
+The id is what makes re-sending safe: JetStream drops a message whose Nats-Msg-Id it
+has stored within the stream's duplicate window (ADR-31), so a forwarder that re-sends
+after a lost PubAck, or after being killed before its local ack, stores nothing twice.
+Readings and acks are keyed by what the device put in them, so a device's own QoS 1
+re-send (MQTT 3.1.1 §4.3.2, DUP) is absorbed too. The payload crosses unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+from edge.uplink.pipeline import Outgoing
+from shared import codec, subjects, trace
+from shared.errors import DecodeError
+from shared.messages import CommandAck, Reading
+
+MSG_ID = "Nats-Msg-Id"
+GATEWAY = "Baton-Gateway"
+HLC = "Baton-Hlc"
+TRACEPARENT = trace.HEADER
+
+
+class Unroutable(DecodeError):
+    """A leaf message the hub must not get: not ours, or not what its subject claims."""
+
+    reason = "unroutable"
+
+
+def message_id(gateway: str, device: str, kind: str, key: str | int) -> str:
+    # `subjects.msg_id` formats any key into the id; its annotation says int because
+    # readings came first. Acks and decisions are keyed by their string ids.
+    return subjects.msg_id(gateway, device, kind, cast(int, key))
+
+
+def route(
+    subject: str,
+    data: bytes,
+    headers: Mapping[str, str] | None,
+    *,
+    stream_seq: int,
+    gateway: str,
+    hlc: int,
+) -> Outgoing:
+    """The hub publish of one leaf message (payload unchanged); `DecodeError` if none."""
+    parts = subject.split(".")
+    if len(parts) != 4:
+        raise Unroutable(f"subject {subject!r}")
+    if parts[0] == "baton" and parts[1] == "d":
+        device, kind = parts[2], parts[3]
+        key, parent = _device_key(device, kind, data, stream_seq)
+        mid = message_id(gateway, device, kind, key)
+    elif parts[0] == "uplink" and parts[1] == gateway:
+        kind, device = parts[2], parts[3]
+        headers = headers or {}
+        mid = headers.get(MSG_ID) or message_id(gateway, device, kind, stream_seq)
+        parent = headers.get(TRACEPARENT)
+    else:
+        raise Unroutable(f"subject {subject!r}")
+    if not subjects.is_valid_id(device) or kind not in subjects.UPLINK_TYPES:
+        raise Unroutable(f"subject {subject!r}")
+    return Outgoing(
+        subject=subjects.fleet(gateway, kind, device),
+        payload=data,
+        headers={
+            MSG_ID: mid,
+            # Each hop is a span of the reading's trace (W3C trace-context §3.2).
+            TRACEPARENT: trace.child_of(parent) if parent else trace.new_traceparent(),
+            GATEWAY: gateway,
+            HLC: str(hlc),
+        },
+    )
+
+
+def _device_key(
+    device: str, kind: str, data: bytes, stream_seq: int
+) -> tuple[str | int, str | None]:
+    """Dedupe key and parent trace of a message a device published itself."""
+    if kind == "r":
+        reading = codec.decode(data, Reading)
+        _check_device(device, reading.device)
+        return reading.seq, reading.traceparent
+    if kind == "ack":
+        ack = codec.decode(data, CommandAck)
+        _check_device(device, ack.device)
+        return ack.cmd_id, ack.traceparent
+    if kind == "status":
+        # `online` / `offline` (a retained message or the last will): no key of its own.
+        return stream_seq, None
+    raise Unroutable(f"device subject kind {kind!r}")
+
+
+def _check_device(subject_device: str, claimed: str) -> None:
+    # Subject permissions make the subject the device's identity; a payload naming
+    # another device is a spoof or a bug, and the hub must not file it under either.
+    if claimed != subject_device:
+        raise Unroutable(f"payload device {claimed!r} on the subject of {subject_device!r}")
