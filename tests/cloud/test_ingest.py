@@ -19,6 +19,7 @@ from cloudkit import (
 from nats.js import JetStreamContext
 
 from shared import hlc
+from shared.natsrun.monitor import poll_until
 
 
 async def test_duplicates_and_replays_after_the_window_change_nothing(
@@ -82,5 +83,11 @@ async def test_bad_payloads_are_counted_terminated_and_never_stop_the_loop(
     for reason in ("malformed", "invalid", "non_finite", "bad_status", "device_mismatch"):
         assert metric(orch, "baton_cloud_ingest_rejected_total", reason=reason) == 1, reason
     assert orch.readmodel.twin(GW, "d9") is None
-    info = await hub_js.consumer_info("FLEET", orch.config.ingest.durable)
-    assert info.num_ack_pending == 0 and info.num_redelivered == 0
+
+    # Terminated, not left to redeliver: the consumer settles with nothing in flight.
+    async def settled() -> bool:
+        info = await hub_js.consumer_info("FLEET", orch.config.ingest.durable)
+        assert info.num_redelivered == 0
+        return info.num_ack_pending == 0 and info.num_pending == 0
+
+    await poll_until(settled, timeout_s=WAIT_S)
