@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,14 @@ class Outcome:
 
 
 class AgentRegistry:
-    def __init__(self, *, timeout_s: float = 30.0, cooldown_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 30.0,
+        cooldown_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,  # the clock loop.time() reads
+    ) -> None:
+        self._clock = clock
         self._timeout_s = timeout_s
         self._cooldown_s = cooldown_s
         self._agents: dict[str, tuple[Agent, Health]] = {}
@@ -68,14 +76,14 @@ class AgentRegistry:
         return [agent for agent, _ in self._ordered()]
 
     def status(self) -> list[AgentStatus]:
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         every = [h for _, h in self._ordered()] + list(self._broken.values())
         return [h.status(now) for h in every]
 
     async def propose(self, trigger: Trigger, ctx: AgentContext) -> Outcome:
         """Ask the agents that handle `trigger.kind`, in order, until one proposes."""
         failed: list[str] = []
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         for agent, health in self._ordered():
             if not _handles(agent, trigger.kind) or not health.usable(now):
                 continue
@@ -111,7 +119,7 @@ class AgentRegistry:
         return proposals
 
     def _isolate(self, agent: Agent, health: Health, reason: str, exc: BaseException) -> None:
-        retry_at = asyncio.get_running_loop().time() + self._cooldown_s
+        retry_at = self._clock() + self._cooldown_s
         health.failed(reason, f"{type(exc).__name__}: {exc}", retry_at)
         log.warning(
             "agent %s failed (%s), skipped for %.0f s: %s",

@@ -13,9 +13,10 @@ from nats.js import JetStreamContext
 
 from cloud.errors import PlanError
 from cloud.planner import PlannerConfig, PlannerService, PlanRecord
-from cloud.planner.fakes import FakeEdge
+from cloud.planner.fakes import Answer, FakeEdge
 from cloud.twins.view import MemoryFleetView
 from shared import codec, trace
+from shared.compat import timeout
 from shared.messages import Command, Decision, Plan, TwinState
 from shared.natsrun import NatsServer
 from shared.streams import ensure_hub
@@ -45,7 +46,7 @@ def ended(service: PlannerService) -> asyncio.Queue[PlanRecord]:
 
 
 async def next_ended(queue: asyncio.Queue[PlanRecord]) -> PlanRecord:
-    async with asyncio.timeout(WAIT_S):
+    async with timeout(WAIT_S):
         return await queue.get()
 
 
@@ -64,7 +65,7 @@ def bearing_wear(score: float = 0.93) -> Decision:
     )  # fmt: skip
 
 
-def silent_on(action: str) -> Callable[[Command], str]:
+def silent_on(action: str) -> Callable[[Command], Answer]:
     return lambda cmd: "silent" if cmd.action == action else "ack"
 
 
@@ -148,11 +149,11 @@ async def test_a_refused_compensation_fails_the_plan(
 ) -> None:
     nc, js = conn
 
-    def policy(cmd: Command) -> str:
+    def policy(cmd: Command) -> Answer:
         return "refuse" if cmd.action == "gw.ticket" or cmd.cmd_id.endswith("-u") else "ack"
 
     async with (
-        FakeEdge(js, "gw1", policy),  # type: ignore[arg-type]
+        FakeEdge(js, "gw1", policy),
         PlannerService(nc, js, FAST, pump_fleet(), "r1") as planner,
     ):
         done = ended(planner)
@@ -189,7 +190,7 @@ async def test_a_second_trigger_for_a_running_plan_is_deduped(
         PlannerService(nc, js, cfg, pump_fleet(), "r1") as planner,
     ):
         await publish_decision(js, bearing_wear())
-        async with asyncio.timeout(WAIT_S):
+        async with timeout(WAIT_S):
             first = await edge.commands.get()
         again = await planner.request_plan("anomaly:gw1/pump-1", "operator asked")
         assert again is None
