@@ -7,15 +7,20 @@ metric(...)      one sample of a replica's Prometheus registry
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
 from nats.js import JetStreamContext
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.config import CloudConfig
 from cloud.orchestrator import Orchestrator
 from shared import codec, hlc, subjects, trace
-from shared.messages import Message, Reading, ReportedState
+from shared.compat import timeout
+from shared.messages import Message, Reading, ReportedState, now_ms
 
 GW = "gw1"
 # Loopback round trips take milliseconds; this only bounds a broken test.
@@ -88,3 +93,48 @@ def applied(orch: Orchestrator, device: str, count: int, gw: str = GW) -> bool:
 
 def metric(orch: Orchestrator, name: str, **labels: str) -> float:
     return orch.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+class MqttDevice:
+    """A device publishing readings over MQTT 3.1.1 (QoS 1), as firmware does."""
+
+    def __init__(self, device: str, url: str) -> None:
+        parts = urlsplit(url)
+        self.device = device
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{device}")
+        self._loop = asyncio.get_running_loop()
+        self._acked: dict[int, asyncio.Future[None]] = {}
+
+    async def __aenter__(self) -> MqttDevice:
+        connected: asyncio.Future[None] = self._loop.create_future()
+        self._client.on_connect = lambda *_: self._resolve(connected)
+        self._client.on_publish = lambda _c, _u, mid, *_: self._on_puback(mid)
+        self._client.connect_async(self._host, self._port)
+        self._client.loop_start()
+        async with timeout(WAIT_S):
+            await connected
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+
+    def _resolve(self, fut: asyncio.Future[None]) -> None:
+        self._loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+    def _on_puback(self, mid: int) -> None:
+        def settle() -> None:
+            fut = self._acked.setdefault(mid, self._loop.create_future())
+            if not fut.done():
+                fut.set_result(None)
+
+        self._loop.call_soon_threadsafe(settle)
+
+    async def publish(self, seq: int, **metrics: float) -> None:
+        """Publish one reading; returns once the broker acked it (PUBACK, MQTT 3.1.1 §4.3.2)."""
+        reading = Reading(device=self.device, seq=seq, ts_ms=now_ms(), metrics=metrics)
+        info = self._client.publish(f"baton/d/{self.device}/r", codec.encode(reading), qos=1)
+        fut = self._acked.setdefault(info.mid, self._loop.create_future())
+        async with timeout(WAIT_S):
+            await fut
