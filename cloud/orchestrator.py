@@ -18,10 +18,10 @@ crash a test needs: tasks cancelled mid-batch, connection dropped without drain.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import nats
 import nats.errors
@@ -29,7 +29,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from cloud.api.app import create_app
-from cloud.api.deps import ApiDeps, PlanSource
+from cloud.api.deps import ApiDeps
 from cloud.api.events import EventBus
 from cloud.api.metrics import CloudMetrics
 from cloud.api.server import ApiServer
@@ -45,16 +45,14 @@ from shared import streams, subjects
 from shared.compat import TaskGroup, timeout
 from shared.errors import TransportError
 
+if TYPE_CHECKING:
+    from cloud.planner import PlannerService
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 5.0
 READY_TIMEOUT_S: Final = 30.0  # loading a big twins bucket on start
 DRAIN_TIMEOUT_S: Final = 10.0  # a batch in hand: fold, CAS, ack
-
-
-class _Planner(PlanSource, Protocol):
-    async def start(self) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 class Orchestrator:
@@ -67,7 +65,8 @@ class Orchestrator:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
-        self._planner: _Planner | None = None
+        self._planner: PlannerService | None = None
+        self._undo_plans: Callable[[], None] = lambda: None
         self._readmodel: ReadModel | None = None
         self._closed = False
         self.failed: BaseException | None = None
@@ -196,19 +195,22 @@ class Orchestrator:
                 self.failed = exc
             raise
 
-    async def _start_planner(self, js: JetStreamContext) -> _Planner | None:
+    async def _start_planner(self, js: JetStreamContext) -> PlannerService | None:
         if not self.config.planner.enabled:
             return None
-        try:
-            service_cls = importlib.import_module("cloud.planner").PlannerService
-        except (ImportError, AttributeError) as exc:
-            log.error("planner enabled but unavailable (%r); running without it", exc)
-            return None
+        # Imported here: a replica with the planner off never loads it (or llama.cpp).
+        from cloud.planner import PlannerService
+
         assert self._nc is not None
-        planner: _Planner = service_cls(
-            self._nc, js, self.config.planner, self.readmodel, self.replica
-        )
+        cfg = self.config
+        planner = PlannerService(
+            self._nc, js, cfg.planner, self.readmodel, self.replica,
+            db_path=cfg.state_dir / f"plans-{self.replica}.sqlite", replicas=cfg.replicas,
+        )  # fmt: skip
         await planner.start()
+        self._undo_plans = planner.subscribe(
+            lambda record: self.bus.publish("plan", record.plan.model_dump(mode="json"))
+        )
         return planner
 
     def _api_deps(self) -> ApiDeps:
@@ -283,6 +285,7 @@ class Orchestrator:
 
     async def _stop_front(self) -> None:
         planner, self._planner = self._planner, None
+        self._undo_plans()
         if planner is not None:
             await planner.aclose()
         self.bus.close()  # ends SSE streams, so the API's graceful stop is quick

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from cloud.api.events import EventBus
 from cloud.api.metrics import CloudMetrics
@@ -20,6 +22,8 @@ class PlanSource(Protocol):
     def plans(self, limit: int = 50) -> list[Plan]: ...
 
     def plan(self, plan_id: str) -> Plan | None: ...
+
+    def history(self, plan_id: str) -> Sequence[BaseModel]: ...
 
     async def request_plan(self, trigger: str, reason: str) -> Plan | None: ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
@@ -40,11 +40,22 @@ async def plan(deps: Deps, plan_id: PlanId) -> Plan:
     return found
 
 
+@router.get(
+    "/{plan_id}/history",
+    responses={404: {"model": ErrorOut, "description": "unknown plan"}},
+    summary="the plan's step history: sent, acked, failed, compensated, taken over",
+)
+async def history(deps: Deps, plan_id: PlanId) -> list[dict[str, Any]]:
+    if deps.planner is None or deps.planner.plan(plan_id) is None:
+        raise NotFound(f"plan {plan_id} is not known")
+    return [event.model_dump(mode="json") for event in deps.planner.history(plan_id)]
+
+
 @router.post(
     "",
     response_model=Plan | None,
     responses={503: {"model": ErrorOut, "description": "planner disabled"}},
-    summary="plan now; null when the planner finds nothing to do",
+    summary="plan now; null when the planner finds nothing to do (or it was just planned)",
 )
 async def plan_now(
     deps: Deps, request: Annotated[PlanRequest | None, Body()] = None

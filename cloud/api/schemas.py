@@ -122,5 +122,8 @@ class DesiredOut(BaseModel):
 
 
 class PlanRequest(BaseModel):
-    trigger: Annotated[str, StringConstraints(min_length=1, max_length=128)] = "api"
-    reason: Annotated[str, StringConstraints(max_length=2048)] = ""
+    trigger: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        default="schedule",
+        description="KIND[:GATEWAY[/DEVICE]], e.g. anomaly:gw1/pump-1; schedule = a full round",
+    )
+    reason: Annotated[str, StringConstraints(max_length=2048)] = "requested through the API"

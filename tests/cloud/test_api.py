@@ -181,3 +181,15 @@ async def _events(lines: AsyncIterator[str], want: set[str]) -> dict[str, dict[s
                 if set(seen) == want:
                     return seen
     raise AssertionError(f"stream ended; seen {sorted(seen)}")
+
+
+async def test_plan_routes_with_the_planner_running(orchestrator: OrchestratorFactory) -> None:
+    orch = await orchestrator(planner={"enabled": True})
+    async with httpx.AsyncClient(base_url=orch.url) as http:
+        assert (await http.get("/healthz")).json()["planner"] is True
+        assert (await http.get("/api/plans")).json() == []
+        bad = await http.post("/api/plans", json={"trigger": "whenever you like"})
+        assert bad.status_code == 422 and bad.json()["error"] == "plan_error"
+        now = await http.post("/api/plans", json={"trigger": "schedule"})
+        assert now.status_code == 200  # an empty fleet: nothing to plan (null)
+        assert (await http.get("/api/plans/nope/history")).status_code == 404
