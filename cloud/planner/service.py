@@ -123,6 +123,8 @@ class PlannerService:
 
     async def start(self) -> None:
         """Open the buckets, replay them, start consuming; takes over orphaned sagas."""
+        if self._mirror is not None or self._closed:
+            raise RuntimeError("PlannerService.start() runs once")
         cfg = self._cfg
         plans = await kv.open_bucket(
             self._js, cfg.plans_bucket, ttl_s=cfg.retention_s, replicas=self._replicas
@@ -163,13 +165,12 @@ class PlannerService:
         """The KV watches: plan records → mirror, acks → sagas, ended leases → takeover."""
         assert self._acks is not None and self._pool is not None
         mirrored = asyncio.Event()
-        self._spawn("plans-feed", kv.follow(plans, ">", self._on_plan_entry, mirrored))
-        self._spawn("acks-feed", self._acks.follow())
+        feed = self._spawn("plans-feed", kv.follow(plans, ">", self._on_plan_entry, mirrored))
+        acks = self._spawn("acks-feed", self._acks.follow())
         self._spawn("leases-feed", kv.follow(leases_kv, ">", self._pool.on_lease))
         self._spawn("lease-renewal", self._pool.renew_forever(self._cfg.lease_s / 3))
-        async with timeout(REPLAY_TIMEOUT_S):
-            await mirrored.wait()
-            await self._acks.ready.wait()
+        await _ready(mirrored, feed)
+        await _ready(self._acks.ready, acks)
 
     async def _start_consumers(self, coord: KeyValue) -> None:
         cfg = self._cfg
@@ -177,12 +178,11 @@ class PlannerService:
         self._intake = Intake(cfg, FiringWindows(coord, window_ms))
         events = self._consumer(cfg.consumer, EVENT_FILTERS, self._on_event)
         acks = self._consumer(cfg.ack_consumer, ACK_FILTERS, self._on_ack)
-        self._spawn("fleet-events", events.run())
-        self._spawn("fleet-acks", acks.run())
+        events_task = self._spawn("fleet-events", events.run())
+        acks_task = self._spawn("fleet-acks", acks.run())
         self._spawn("schedule", self._schedule_forever())
-        async with timeout(REPLAY_TIMEOUT_S):
-            await events.ready.wait()
-            await acks.ready.wait()
+        await _ready(events.ready, events_task)
+        await _ready(acks.ready, acks_task)
 
     def _consumer(
         self, durable: str, filters: list[str], handler: Callable[[Msg], Coroutine[Any, Any, None]]
@@ -192,10 +192,11 @@ class PlannerService:
             ack_wait_s=self._cfg.ack_wait_s, max_deliver=self._cfg.max_deliver,
         )  # fmt: skip
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=f"planner:{name}")
         self._tasks.append(task)
         task.add_done_callback(self._loop_ended)
+        return task
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -334,6 +335,19 @@ class PlannerService:
         if self._planning is None or self._closed:
             raise RuntimeError("PlannerService is not running")
         return self._planning
+
+
+async def _ready(event: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Wait until `task` sets `event`; raise at once if the task dies first."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        async with timeout(REPLAY_TIMEOUT_S):
+            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if not event.is_set():
+        task.result()  # its exception, if it died of one
+        raise RuntimeError(f"{task.get_name()} ended before it was ready")
 
 
 def _round() -> Trigger:

@@ -162,3 +162,21 @@ async def test_a_failing_plug_in_never_stops_the_planner(
     assert not agents["failing"].healthy and agents["failing"].failures == {"error": 1}
     assert agents["deterministic"].healthy
     assert planner.stats()["planner.fallbacks"] == 1
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import cloud.agents
+    import cloud.planner
+
+    assert set(cloud.planner.__all__) == {
+        "ACTIONS", "DeterministicPlanner", "LlamaCppBackend", "LlmBackend", "LlmConfig",
+        "LlmPlanner", "PlanRecord", "PlannerConfig", "PlannerService", "ScenarioConfig",
+        "StepEvent",
+    }  # fmt: skip
+    assert set(cloud.agents.__all__) == {
+        "ANY", "ENTRY_POINT_GROUP", "TRIGGER_KINDS", "Agent", "AgentContext", "AgentEntry",
+        "AgentRegistry", "AgentStatus", "Outcome", "Proposal", "Trigger", "TriggerKind",
+        "load_configured", "load_entry_points",
+    }  # fmt: skip
+    assert all(hasattr(cloud.planner, name) for name in cloud.planner.__all__)
+    assert all(hasattr(cloud.agents, name) for name in cloud.agents.__all__)

@@ -280,3 +280,22 @@ async def test_aclose_is_safe_twice(conn: tuple[Client, JetStreamContext]) -> No
     await planner.aclose()
     with pytest.raises(RuntimeError):
         await planner.request_plan("anomaly:gw1/pump-1", "after close")
+
+
+async def test_the_scheduled_round_runs_once_across_replicas(
+    conn: tuple[Client, JetStreamContext],
+) -> None:
+    nc, js = conn
+    cfg = FAST.model_copy(update={"schedule_s": 0.2})
+    fleet = MemoryFleetView([TwinState(device="pump-3", gw="gw1", online=False)])
+    async with (
+        FakeEdge(js, "gw1") as edge,
+        PlannerService(nc, js, cfg, fleet, "r1") as r1,
+        PlannerService(nc, js, cfg, fleet, "r2") as r2,
+    ):
+        done = ended(r1)
+        rec = await next_ended(done)
+        opened = r1.stats().get("plans.opened", 0) + r2.stats().get("plans.opened", 0)
+    assert rec.plan.trigger == "schedule" and rec.key == "check.gw1.pump-3"
+    assert opened == 1  # one elected round, and the cooldown keeps the next ones quiet
+    assert [c.action for c in edge.heard] == ["gw.diagnose", "gw.ticket"]
