@@ -118,8 +118,9 @@ def run_command(json_path: Path | None, progress: bool, broker: str, **options: 
 
 
 async def _run(broker: BrokerUrl, progress: bool, options: dict[str, Any]) -> SimSummary:
-    async with Simulator(broker, **options) as sim:
-        _stop_on_signals(sim)
+    sim = Simulator(broker, **options)
+    _stop_on_signals(sim)  # before connecting: Ctrl-C while connecting stops cleanly too
+    async with sim:
         reporter = asyncio.create_task(_report(sim), name="sim-progress") if progress else None
         try:
             return await sim.run()

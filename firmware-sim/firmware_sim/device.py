@@ -171,8 +171,10 @@ class SimDevice:
     def _refusal(self, cmd: Command) -> str | None:
         if cmd.device != self.id:
             return f"command is for {cmd.device}, not {self.id}"
-        if cmd.epoch < self._epoch:
-            # The fencing rule: a lower epoch comes from an owner that has been replaced.
+        if 0 < cmd.epoch < self._epoch:
+            # The fencing rule: a lower epoch comes from a session owner that has been
+            # replaced. Epoch 0 means no session (a reflex rule, an operator) and is not
+            # fenced, or one session would lock every rule out of the device for good.
             return f"stale epoch {cmd.epoch} < {self._epoch}"
         if cmd.expired(now_ms()):
             return "deadline passed"

@@ -138,7 +138,12 @@ class Simulator:
         # Boot-based: a restarted simulator continues above its last run's numbers
         # (at under 1000 readings/s per device), so receivers' dedupe keeps working.
         start = now_ms()
-        self._clock = Clock(sim_dt, 1000.0 / plan.rate_hz, start, seq_start or start * 1000)
+        self._clock = Clock(
+            sim_dt,
+            1000.0 / plan.rate_hz,
+            start,
+            seq_start if seq_start is not None else start * 1000,
+        )
         self.counters = Counters()
         self._memory = MemorySender(self.counters)
         self._devices = build_fleet(
