@@ -1,0 +1,35 @@
+"""The agent engine's errors, rooted under `shared.errors.BatonError`.
+
+AgentFailure
+├── BackendError     the model could not be loaded or failed mid-reply
+├── ToolError        a tool refused its arguments or failed (`.retryable` says if asking
+│                    again can help)
+└── ContextFull      the question alone does not fit the model's context window
+"""
+
+from __future__ import annotations
+
+from shared.errors import BatonError
+
+
+class AgentFailure(BatonError):
+    """Root of the agent engine's errors; `code` is the `error` event's code."""
+
+    code = "agent"
+
+
+class BackendError(AgentFailure):
+    code = "backend"
+
+
+class ToolError(AgentFailure):
+    code = "tool"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ContextFull(AgentFailure):
+    code = "context_full"
+    retryable = True

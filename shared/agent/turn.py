@@ -1,0 +1,235 @@
+"""One turn of a session: the question, tool rounds, framed text, the completion.
+
+agent_start
+[agent_switch]           the first turn of a new agent (a handoff changed the model)
+[handoff_request]        a fleet question, or a context the local model cannot hold
+content_chunk*           framed text (`Framer`)
+(tool_execution tool_result content_chunk*)*   at most `max_tool_rounds`
+agent_complete | error
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from pydantic import JsonValue
+
+from shared.agent.backend import TextDelta, ToolCall
+from shared.agent.context import Window, fit
+from shared.agent.errors import AgentFailure, ContextFull
+from shared.agent.framing import Framer
+from shared.agent.intents import needs_fleet
+from shared.agent.prompt import format_call, tools_instructions
+from shared.messages import (
+    AgentComplete,
+    AgentError,
+    AgentEventBase,
+    AgentStart,
+    AgentSwitch,
+    ChatMessage,
+    ContentChunk,
+    HandoffRequest,
+    ToolExecution,
+    ToolResult,
+)
+
+if TYPE_CHECKING:
+    from shared.agent.session import AgentSession
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are baton's agent for IoT gateway {gw} ({side}). Answer briefly from the data; "
+    "use a tool whenever the answer needs readings, rules, the twin or an actuation. "
+    "Never invent a value."
+)
+
+
+class Turn:
+    def __init__(self, session: AgentSession, task: dict[str, JsonValue]) -> None:
+        self.session = session
+        self.task = task
+        self.start_index = _index(task)
+        self._framer = Framer(
+            session.config.chunk_chars,
+            session.config.chunk_ms / 1000,
+            asyncio.get_running_loop().time,
+        )
+        self._text: list[str] = []
+
+    @classmethod
+    def start(cls, session: AgentSession, question: str) -> Turn:
+        task: dict[str, JsonValue] = {
+            "kind": "ask",
+            "text": question,
+            "index": len(session.messages),
+        }
+        session.messages.append(ChatMessage(role="user", content=question))
+        session.pending.append(task)
+        return cls(session, task)
+
+    @classmethod
+    def restart(cls, session: AgentSession, task: dict[str, JsonValue]) -> Turn:
+        """Run a pending question again, dropping the half turn an old owner left."""
+        del session.messages[_index(task) + 1 :]
+        return cls(session, task)
+
+    async def run(self) -> AsyncIterator[AgentEventBase]:
+        s = self.session
+        yield await s.emit(AgentStart, model=s.backend.name)
+        async for event in self._preamble():
+            yield event
+        try:
+            async for event in self._rounds():
+                yield event
+        except AgentFailure as exc:
+            failure: AgentFailure | None = exc
+        except Exception as exc:  # a backend's bug: the stream still ends with an event
+            log.exception("session %s: turn failed", s.id, extra={"session": s.id})
+            failure = AgentFailure(f"internal error: {exc!r}")
+        else:
+            failure = None
+        if failure is None:
+            yield await self._complete()
+            return
+        async for event in self._failed(failure):
+            yield event
+
+    async def _preamble(self) -> AsyncIterator[AgentEventBase]:
+        s = self.session
+        previous = s.memory.get("agent")
+        if isinstance(previous, str) and previous != s.agent:
+            yield await s.emit(
+                AgentSwitch, from_agent=previous, to_agent=s.agent, reason=f"owner {s.owner}"
+            )
+        s.memory["agent"] = s.agent
+        phrase = needs_fleet(str(self.task["text"]))
+        if phrase is not None and s.side == "edge":
+            yield await s.emit(HandoffRequest, to="cloud", reason=f"needs_fleet: {phrase!r}")
+        notice = s.backend.notice
+        if notice and s.memory.get("notice") != notice:
+            s.memory["notice"] = notice
+            self._text.append(notice + "\n")
+            yield await s.emit(ContentChunk, text=notice + "\n")
+
+    async def _rounds(self) -> AsyncIterator[AgentEventBase]:
+        s = self.session
+        for _ in range(s.config.max_tool_rounds):
+            call: ToolCall | None = None
+            said: list[str] = []
+            async for event in self._generate(said):
+                if isinstance(event, ToolCall):
+                    call = event
+                else:
+                    yield event
+            if call is None:
+                s.messages.append(ChatMessage(role="assistant", content="".join(said)))
+                return
+            async for event in self._call_tool(call, "".join(said)):
+                yield event
+        note = f"(stopped after {s.config.max_tool_rounds} tool calls)"
+        self._text.append(note)
+        s.messages.append(ChatMessage(role="assistant", content=note))
+        yield await s.emit(ContentChunk, text=note)
+
+    async def _generate(self, said: list[str]) -> AsyncIterator[AgentEventBase | ToolCall]:
+        """One backend reply: framed text chunks, and the tool call if it ends in one."""
+        s = self.session
+        window = await self._window()
+        if window.dropped and s.side == "edge" and not s.memory.get("context_handoff"):
+            # Once per session: the local model no longer sees the whole conversation.
+            s.memory["context_handoff"] = True
+            reason = f"context_full: {window.dropped} earlier messages left out of the window"
+            yield await s.emit(HandoffRequest, to="cloud", reason=reason)
+        messages = window.messages
+        async for out in s.backend.stream(messages, s.tools.specs(), s.config.max_tokens):
+            if isinstance(out, ToolCall):
+                if (chunk := await self._flush()) is not None:
+                    yield chunk
+                yield out
+                return
+            said.append(out.text)
+            if (chunk := await self._add(out)) is not None:
+                yield chunk
+        if (chunk := await self._flush()) is not None:
+            yield chunk
+
+    async def _add(self, delta: TextDelta) -> ContentChunk | None:
+        frame = self._framer.add(delta.text, delta.tokens)
+        return await self._chunk(frame)
+
+    async def _flush(self) -> ContentChunk | None:
+        return await self._chunk(self._framer.flush())
+
+    async def _chunk(self, frame: str | None) -> ContentChunk | None:
+        if frame is None:
+            return None
+        self._text.append(frame)
+        return await self.session.emit(ContentChunk, text=frame)
+
+    async def _window(self) -> Window:
+        s = self.session
+        system = await self._system()
+        # The reply's room comes off the top; never more than half the window, so a
+        # max_tokens set for a big model still leaves a small one room for the question.
+        n_ctx = s.backend.n_ctx
+        budget = n_ctx - min(s.config.max_tokens, n_ctx // 2)
+        window = fit(
+            system, s.messages, budget=budget, turn_start=self.start_index,
+            count=s.backend.count_tokens,
+        )  # fmt: skip
+        s.tool_state["context_dropped"] = window.dropped
+        return window
+
+    async def _system(self) -> str:
+        s = self.session
+        parts = [SYSTEM_PROMPT.format(gw=s.gw, side=s.side), await s.tools.summary()]
+        parts.append(tools_instructions(s.tools.specs()))
+        return "\n".join(part for part in parts if part)
+
+    async def _call_tool(self, call: ToolCall, said: str) -> AsyncIterator[AgentEventBase]:
+        s = self.session
+        calls = s.tool_state.get("calls", 0)
+        number = (calls if isinstance(calls, int) else 0) + 1
+        call_id = f"call-{number}"
+        args = dict(call.arguments)
+        yield await s.emit(ToolExecution, call_id=call_id, tool=call.name, args=args)
+        outcome = await s.tools.call(call.name, args, s.context())
+        s.tool_state["calls"] = number
+        s.tool_state["last"] = {"tool": call.name, "args": args, "ok": outcome.ok}
+        s.messages.append(ChatMessage(role="assistant", content=said + format_call(call)))
+        s.messages.append(ChatMessage(role="tool", name=call.name, content=outcome.text))
+        yield await s.emit(
+            ToolResult, call_id=call_id, tool=call.name, ok=outcome.ok, result=outcome.result
+        )
+
+    async def _failed(self, exc: AgentFailure) -> AsyncIterator[AgentEventBase]:
+        s = self.session
+        if isinstance(exc, ContextFull) and s.side == "edge":
+            yield await s.emit(HandoffRequest, to="cloud", reason=f"context_full: {exc}")
+        if not exc.retryable:
+            self._done()
+        yield await s.emit(AgentError, code=exc.code, message=str(exc), retryable=exc.retryable)
+
+    async def _complete(self) -> AgentComplete:
+        s = self.session
+        self._done()
+        event = await s.emit(AgentComplete, text="".join(self._text), tokens=self._framer.tokens)
+        await s.checkpoint()
+        return event
+
+    def _done(self) -> None:
+        """The question is answered (or cannot be): no longer pending."""
+        pending = self.session.pending
+        if self.task in pending:
+            pending.remove(self.task)
+
+
+def _index(task: dict[str, JsonValue]) -> int:
+    index = task.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise ValueError(f"pending task without a message index: {task!r}")
+    return index
