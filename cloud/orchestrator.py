@@ -18,6 +18,7 @@ crash a test needs: tasks cancelled mid-batch, connection dropped without drain.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -72,11 +73,7 @@ class Orchestrator:
         self.failed: BaseException | None = None
 
     async def __aenter__(self) -> Orchestrator:
-        try:
-            await self.start()
-        except BaseException:
-            await self.abort()
-            raise
+        await self.start()
         return self
 
     async def __aexit__(
@@ -106,7 +103,7 @@ class Orchestrator:
     def fleet(self) -> FleetView:
         return self.readmodel
 
-    async def wait_for(self, predicate: Any, timeout_s: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         """Wait until `predicate()` is true of this replica's read model."""
         await self.projector.wait_for(predicate, timeout_s)
 
@@ -118,6 +115,17 @@ class Orchestrator:
     # -- start -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Connect, create what is missing on the hub, start every loop and the API.
+
+        On any failure what was started is closed again (as by `abort`) and it raises.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.abort()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         self._nc = await self._connect()
         js = self._nc.jetstream(timeout=CONNECT_TIMEOUT_S)
@@ -182,7 +190,7 @@ class Orchestrator:
             "reconcile": self.reconciler.run,
         }
         for worker in range(self.config.ingest.workers):
-            loops[f"ingest-{worker}"] = lambda w=worker: self.ingest.run(w)  # type: ignore[misc]
+            loops[f"ingest-{worker}"] = functools.partial(self.ingest.run, worker)
         try:
             async with TaskGroup() as group:
                 for name, loop in loops.items():
@@ -266,8 +274,8 @@ class Orchestrator:
         """Stop as a crash would: no drain, no acks for work in hand. For tests."""
         self._closed = True
         await self._finish([self._supervisor] if self._supervisor else [], 0)
-        await self._close_nats(drain=False)
         await self._stop_front()
+        await self._close_nats(drain=False)
         self._close_readmodel()
 
     def _tasks_named(self, *prefixes: str) -> list[asyncio.Task[None]]:

@@ -6,6 +6,8 @@ process (tests, benchmarks) count separately and never collide on registration.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Convergence is a round trip through the edge: tens of ms on a LAN, minutes when an
@@ -16,34 +18,31 @@ CONVERGENCE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 class CloudMetrics:
     def __init__(self, replica: str) -> None:
         self.registry = CollectorRegistry()
-        labels = {"replica": replica}
-        self.ingested = Counter(
+        self.ingested = self._counter(
             "baton_cloud_ingest_messages",
             "FLEET messages handled by the shared ingest consumer, by kind and outcome",
-            ["kind", "outcome"],
-            registry=self.registry,
+            ("kind", "outcome"),
         )
-        self.rejected = Counter(
+        self.rejected = self._counter(
             "baton_cloud_ingest_rejected",
             "FLEET messages refused at ingest (acked with term), by reason",
-            ["reason"],
-            registry=self.registry,
+            ("reason",),
         )
-        self.cas_conflicts = Counter(
+        self.cas_conflicts = self._counter(
             "baton_cloud_twin_cas_conflicts",
             "twin writes that lost a compare-and-set race and were retried",
-            registry=self.registry,
         )
-        self.desired_sent = Counter(
-            "baton_cloud_desired_sent",
-            "DesiredState messages published to gateways, by cause",
-            ["cause"],
-            registry=self.registry,
+        self.desired_sent = self._counter(
+            "baton_cloud_desired_sent", "DesiredState published to gateways, by cause", ("cause",)
         )
-        self.marked_offline = Counter(
-            "baton_cloud_devices_marked_offline",
-            "devices the reconcile loop marked offline after silence",
-            registry=self.registry,
+        self.marked_offline = self._counter(
+            "baton_cloud_devices_marked_offline", "devices marked offline after silence"
+        )
+        self.projected = self._counter(
+            "baton_cloud_readmodel_messages", "FLEET messages projected into the read model"
+        )
+        self.loop_errors = self._counter(
+            "baton_cloud_loop_errors", "errors a background loop survived", ("loop",)
         )
         self.convergence = Histogram(
             "baton_cloud_convergence_seconds",
@@ -53,22 +52,12 @@ class CloudMetrics:
         )
         self.devices = Gauge(
             "baton_cloud_devices",
-            "device twins known to this replica's read model, by state",
+            "twins in the read model, by state",
             ["state"],
             registry=self.registry,
         )
-        self.projected = Counter(
-            "baton_cloud_readmodel_messages",
-            "FLEET messages projected into this replica's read model",
-            registry=self.registry,
-        )
-        self.loop_errors = Counter(
-            "baton_cloud_loop_errors",
-            "unexpected errors caught and survived by a background loop",
-            ["loop"],
-            registry=self.registry,
-        )
-        self.info = Gauge(
-            "baton_cloud_replica", "this replica (always 1)", ["replica"], registry=self.registry
-        )
-        self.info.labels(**labels).set(1)
+        info = Gauge("baton_cloud_replica", "this replica", ["replica"], registry=self.registry)
+        info.labels(replica).set(1)
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)

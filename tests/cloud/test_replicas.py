@@ -16,6 +16,7 @@ import pytest
 from cloudkit import GW, WAIT_S, FleetPublisher, OrchestratorFactory, applied, metric
 from nats.js import JetStreamContext
 
+from cloud.orchestrator import Orchestrator
 from cloud.twins.record import TwinRecord
 from cloud.twins.store import Change
 from shared import subjects
@@ -34,6 +35,37 @@ async def publish_load(fleet: FleetPublisher) -> None:
             await fleet.reading(device, seq)
 
 
+def freeze_after_writes(
+    monkeypatch: pytest.MonkeyPatch, replica: Orchestrator, writes: int
+) -> asyncio.Event:
+    """Make `replica` hang right after its `writes`-th twin write, before any ack."""
+    frozen = asyncio.Event()
+    real_update = replica.store.update
+    done = 0
+
+    async def update_then_hang(key: str, change: Change[T]) -> T:
+        nonlocal done
+        result = await real_update(key, change)
+        done += 1
+        if done == writes:
+            frozen.set()
+            await asyncio.Event().wait()  # this batch is never acked
+        return result
+
+    monkeypatch.setattr(replica.store, "update", update_then_hang)
+    return frozen
+
+
+async def assert_each_reading_once_in_the_hub(js: JetStreamContext) -> None:
+    kv = await js.key_value(subjects.TWINS_BUCKET)
+    for device in DEVICES:
+        entry = await kv.get(f"{GW}.{device}")
+        assert entry.value is not None
+        twin = TwinRecord.decode(entry.value)
+        applied_once = (twin.readings, twin.seq_floor, twin.seq_ranges)
+        assert applied_once == (PER_DEVICE, PER_DEVICE - 1, []), device
+
+
 async def test_two_replicas_one_killed_mid_load_lose_and_double_nothing(
     orchestrator: OrchestratorFactory,
     fleet: FleetPublisher,
@@ -42,41 +74,18 @@ async def test_two_replicas_one_killed_mid_load_lose_and_double_nothing(
 ) -> None:
     a = await orchestrator("a", ingest=INGEST)
     b = await orchestrator("b", ingest=INGEST)
-    stored_not_acked = asyncio.Event()
-    real_update = b.store.update
-    writes = 0
-
-    async def update_then_hang(key: str, change: Change[T]) -> T:
-        nonlocal writes
-        result = await real_update(key, change)
-        writes += 1
-        if writes == 10:
-            stored_not_acked.set()
-            await asyncio.Event().wait()  # frozen: this batch is never acked
-        return result
-
-    monkeypatch.setattr(b.store, "update", update_then_hang)
+    frozen = freeze_after_writes(monkeypatch, b, writes=10)
 
     async with TaskGroup() as group:
         load = group.create_task(publish_load(fleet))
         async with timeout(WAIT_S):
-            await stored_not_acked.wait()
+            await frozen.wait()
         assert not load.done(), "B must die mid-load"
         await b.abort()
 
     total = len(DEVICES) * PER_DEVICE
     await a.wait_for(lambda: all(applied(a, d, PER_DEVICE) for d in DEVICES), WAIT_S)
-
-    kv = await hub_js.key_value(subjects.TWINS_BUCKET)
-    for device in DEVICES:
-        entry = await kv.get(f"{GW}.{device}")
-        assert entry.value is not None
-        twin = TwinRecord.decode(entry.value)
-        assert (twin.readings, twin.seq_floor, twin.seq_ranges) == (
-            PER_DEVICE,
-            PER_DEVICE - 1,
-            [],
-        ), device
+    await assert_each_reading_once_in_the_hub(hub_js)
     assert a.readmodel.reading_count() == total
     rollups: list[Any] = [r for d in DEVICES for r in a.readmodel.rollups(d, 5, GW)]
     assert sum(r["count"] for r in rollups) == total
