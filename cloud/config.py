@@ -49,7 +49,8 @@ class IngestConfig(Section):
 
 class ReadModelConfig(Section):
     path: Path | None = Field(
-        default=None, description="SQLite file; default <state_dir>/readmodel-<replica>.sqlite"
+        default=None,
+        description="SQLite file; default <state_dir>/readmodel[-<replica>].sqlite",
     )
     backfill_minutes: int = Field(
         default=60, ge=0, description="history replayed from FLEET into a new read model"
@@ -97,9 +98,15 @@ class CloudConfig(BatonSettings):
         host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
         return f"{host[:40] or 'cloud'}-{os.getpid()}"
 
+    def state_file(self, stem: str) -> Path:
+        """`<state_dir>/<stem>-<replica>.sqlite`, or `<stem>.sqlite` when no replica is named
+        (the default name holds the pid, and a file per restart would pile up)."""
+        suffix = f"-{self.replica}" if self.replica else ""
+        return self.state_dir / f"{stem}{suffix}.sqlite"
+
     @property
     def readmodel_path(self) -> Path:
-        return self.readmodel.path or self.state_dir / f"readmodel-{self.replica_name}.sqlite"
+        return self.readmodel.path or self.state_file("readmodel")
 
 
 def load_cloud_config(path: Path | str | None = None, **overrides: object) -> CloudConfig:

@@ -213,7 +213,7 @@ class Orchestrator:
         cfg = self.config
         planner = PlannerService(
             self._nc, js, cfg.planner, self.readmodel, self.replica,
-            db_path=cfg.state_dir / f"plans-{self.replica}.sqlite", replicas=cfg.replicas,
+            db_path=cfg.state_file("plans"), replicas=cfg.replicas,
         )  # fmt: skip
         await planner.start()
         self._undo_plans = planner.subscribe(
