@@ -17,6 +17,9 @@ class LlmConfig(Section):
     max_tokens: int = Field(default=768, ge=64, description="cap on one generated plan")
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     n_threads: int | None = Field(default=None, ge=1, description="none = llama.cpp's choice")
+    seed: int | None = Field(
+        default=None, ge=0, description="sampling seed for reproducible plans; none = random"
+    )
     max_steps: int = Field(default=8, ge=1, le=64, description="cap on steps it may propose")
     priority: int = Field(default=10, description="registry order; before the deterministic")
 

@@ -74,7 +74,9 @@ class Intake:
     async def _repeated(self, decision: Decision, gw: str, tp: str | None) -> Trigger | None:
         firings = await self._windows.record(decision, now_ms())
         hot = firings.hot(self._cfg.repeated_action_threshold)
-        if not firings.new or decision.device not in hot:
+        # A redelivered decision (not new) still triggers: if planning failed the first
+        # time, this is the retry; if it did not, the planner's dedupe answers.
+        if decision.device not in hot:
             return None
         count = firings.counts[decision.device]
         why = f"rule {decision.name} fired {count} times on {decision.device}"

@@ -20,7 +20,7 @@ from cloud.agents.base import AgentContext, Proposal, Trigger
 from cloud.errors import PlanError
 from cloud.planner.actions import ACTIONS
 from cloud.planner.config import LlmConfig
-from cloud.planner.prompt import messages as prompt_messages
+from cloud.planner.prompt import messages, targets
 from cloud.planner.schema import parse_plan, plan_schema
 from shared import trace
 
@@ -67,10 +67,12 @@ class LlamaCppBackend:
             import llama_cpp  # heavy and optional: only a planner with a model pays for it
         except ImportError as exc:
             raise PlanError("llama-cpp-python is not installed (pip install baton[llm])") from exc
+        seed = llama_cpp.LLAMA_DEFAULT_SEED if self._cfg.seed is None else self._cfg.seed
         return llama_cpp.Llama(
             model_path=str(self._path),
             n_ctx=self._cfg.n_ctx,
             n_threads=self._cfg.n_threads,
+            seed=seed,
             verbose=False,
         )
 
@@ -90,10 +92,14 @@ class LlmPlanner:
     def __init__(self, backend: LlmBackend, cfg: LlmConfig | None = None) -> None:
         self._backend = backend
         self._cfg = cfg or LlmConfig()
-        self._schema = plan_schema(sorted(ACTIONS), self._cfg.max_steps)
 
     async def propose(self, trigger: Trigger, ctx: AgentContext) -> Sequence[Proposal]:
-        text = await self._backend.generate(prompt_messages(trigger, ctx, ACTIONS), self._schema)
+        devices = targets(ctx.fleet, trigger)
+        if not devices:
+            return []  # nothing known to act on: let the next planner try
+        pairs = [(twin.gw, twin.device) for twin in devices]
+        schema = plan_schema(sorted(ACTIONS), self._cfg.max_steps, pairs)
+        text = await self._backend.generate(messages(trigger, ctx, ACTIONS, devices), schema)
         plan = parse_plan(
             text, trigger=trigger.kind, default_deadline_ms=ctx.step_deadline_ms, fleet=ctx.fleet
         )

@@ -106,18 +106,20 @@ class PlanMirror:
         names = ("event", "index", "ts_ms", "replica", "epoch", "cmd_id", "detail")
         return [StepEvent.model_validate(dict(zip(names, r, strict=True))) for r in rows]
 
-    def open_scope(self, scope: str) -> bool:
-        """A plan opened for this trigger scope is still open."""
-        sql = f"SELECT 1 FROM plans WHERE scope = ? AND status IN {_OPEN} LIMIT 1"
-        return self._db.execute(sql, [scope]).fetchone() is not None
+    def scope_busy(self, scope: str, ended_since_ms: int) -> bool:
+        """A plan for this trigger scope is open, or ended at or after `ended_since_ms`."""
+        return self._busy("scope", scope, ended_since_ms)
 
     def key_busy(self, key: str, ended_since_ms: int) -> bool:
-        """A plan with `key` is open, or ended at or after `ended_since_ms` (cooldown)."""
+        """A plan with proposal `key` is open, or ended at or after `ended_since_ms`."""
+        return self._busy("key", key, ended_since_ms)
+
+    def _busy(self, column: str, value: str, ended_since_ms: int) -> bool:
         sql = (
-            f"SELECT 1 FROM plans WHERE key = ? AND (status IN {_OPEN}"
+            f"SELECT 1 FROM plans WHERE {column} = ? AND (status IN {_OPEN}"
             f" OR (status IN {tuple(sorted(TERMINAL))} AND updated_ms >= ?)) LIMIT 1"
         )
-        return self._db.execute(sql, [key, ended_since_ms]).fetchone() is not None
+        return self._db.execute(sql, [value, ended_since_ms]).fetchone() is not None
 
     def open_plans(self) -> list[str]:
         sql = f"SELECT plan_id FROM plans WHERE status IN {_OPEN} ORDER BY created_ms"

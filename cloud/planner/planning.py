@@ -1,9 +1,9 @@
 """Trigger → agents → proposals → opened plans (each then run as a saga).
 
-Dedupe happens twice: cheaply before planning (a plan for the same trigger scope is still
-open in the mirror: no model call), and authoritatively when opening (the proposal key is
-locked by a KV create, so two replicas planning for the same event open one plan).
-A key that ended less than `cooldown_s` ago is not reopened.
+Dedupe happens twice: cheaply before planning (a plan for the same trigger scope is open,
+or ended less than `cooldown_s` ago, in the mirror: no model call), and authoritatively
+when opening (the proposal key is locked by a KV create, so two replicas planning for the
+same event open one plan; a key that ended less than `cooldown_s` ago is not reopened).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class Planning:
         """Plan for `trigger`; the plans opened (none when deduped or nobody proposes)."""
         counters = self._d.counters
         counters[f"triggers.{trigger.kind}"] += 1
-        if trigger.kind != "schedule" and self._d.mirror.open_scope(trigger.scope):
+        since = now_ms() - self._d.cooldown_ms
+        if trigger.kind != "schedule" and self._d.mirror.scope_busy(trigger.scope, since):
             counters["plans.deduped"] += 1
             return []
         outcome = await self._d.registry.propose(trigger, self._d.ctx)

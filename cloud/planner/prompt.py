@@ -7,6 +7,7 @@ from typing import Any
 
 from cloud.agents.base import AgentContext, Trigger
 from cloud.twins.view import FleetView
+from shared.messages import TwinState
 
 SYSTEM = (
     "You plan maintenance for an industrial IoT fleet. Given a trigger and the state of "
@@ -20,10 +21,20 @@ ROLLUP_MINUTES = 15
 MAX_PEERS = 12
 
 
-def messages(trigger: Trigger, ctx: AgentContext, actions: dict[str, str]) -> list[dict[str, str]]:
+def targets(fleet: FleetView, trigger: Trigger) -> list[TwinState]:
+    """The devices the model is told about (and may target): the trigger's first."""
+    site = [t for t in fleet.devices() if trigger.gw is None or t.gw == trigger.gw]
+    focus = {trigger.device, *trigger.devices}
+    site.sort(key=lambda t: t.device not in focus)
+    return site[:MAX_PEERS]
+
+
+def messages(
+    trigger: Trigger, ctx: AgentContext, actions: dict[str, str], devices: list[TwinState]
+) -> list[dict[str, str]]:
     facts = {
         "trigger": _trigger(trigger),
-        "devices": _devices(ctx.fleet, trigger),
+        "devices": [_device(ctx.fleet, twin, trigger) for twin in devices],
         "actions": actions,
         "default_deadline_s": ctx.step_deadline_ms / 1000,
     }
@@ -44,22 +55,16 @@ def _trigger(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def _devices(fleet: FleetView, trigger: Trigger) -> list[dict[str, Any]]:
-    site = [t for t in fleet.devices() if trigger.gw is None or t.gw == trigger.gw]
-    focus = {trigger.device, *trigger.devices}
-    site.sort(key=lambda t: t.device not in focus)
-    out = []
-    for twin in site[:MAX_PEERS]:
-        entry: dict[str, Any] = {
-            "gw": twin.gw,
-            "device": twin.device,
-            "online": twin.online,
-            "reported": twin.reported,
-        }
-        if twin.device in focus:
-            entry["rollups"] = _rollups(fleet, twin.device, twin.gw)
-        out.append(entry)
-    return out
+def _device(fleet: FleetView, twin: TwinState, trigger: Trigger) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "gw": twin.gw,
+        "device": twin.device,
+        "online": twin.online,
+        "reported": twin.reported,
+    }
+    if twin.device in {trigger.device, *trigger.devices}:
+        entry["rollups"] = _rollups(fleet, twin.device, twin.gw)
+    return entry
 
 
 def _rollups(fleet: FleetView, device: str, gw: str) -> dict[str, list[float]]:

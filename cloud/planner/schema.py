@@ -10,6 +10,7 @@ and falls back to the next planner.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,26 +20,37 @@ from cloud.planner.preconditions import PRECONDITIONS
 from cloud.twins.view import FleetView
 from shared.messages import Compensation, Plan, PlanStep
 
-_SCALAR = {"type": ["string", "number", "boolean"]}
+# Bounded strings keep a grammar-constrained generation short even from a confused model.
+_SCALAR = {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "number"}, {"type": "boolean"}]}
+MAX_REASON_CHARS = 400
 # The model may not wait for an ack longer than this per step.
 MAX_DEADLINE_S = 3600.0
 
 
-def plan_schema(actions: list[str], max_steps: int) -> dict[str, Any]:
+def plan_schema(
+    actions: list[str],
+    max_steps: int,
+    targets: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """The plan JSON schema. With `targets` ((gw, device) pairs), the model can only name
+    those gateways and devices: it cannot invent one."""
+    gw = {"enum": sorted({g for g, _ in targets})} if targets else {"type": "string"}
+    device = {"enum": sorted({d for _, d in targets})} if targets else {"type": "string"}
     params = {"type": "object", "additionalProperties": _SCALAR}
     compensation = {
         "type": "object",
         "properties": {"action": {"enum": actions}, "params": params},
         "required": ["action", "params"],
     }
+    conditions = {"type": "array", "items": {"enum": sorted(PRECONDITIONS)}, "maxItems": 2}
     step = {
         "type": "object",
         "properties": {
-            "gw": {"type": "string"},
-            "device": {"type": "string"},
+            "gw": gw,
+            "device": device,
             "action": {"enum": actions},
             "params": params,
-            "preconditions": {"type": "array", "items": {"enum": sorted(PRECONDITIONS)}},
+            "preconditions": conditions,
             "deadline_s": {"type": "number"},
             "compensation": {"anyOf": [compensation, {"type": "null"}]},
         },
@@ -47,7 +59,7 @@ def plan_schema(actions: list[str], max_steps: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "reason": {"type": "string"},
+            "reason": {"type": "string", "maxLength": MAX_REASON_CHARS},
             "steps": {"type": "array", "items": step, "minItems": 1, "maxItems": max_steps},
         },
         "required": ["reason", "steps"],
@@ -57,7 +69,8 @@ def plan_schema(actions: list[str], max_steps: int) -> dict[str, Any]:
 def parse_plan(text: str, *, trigger: str, default_deadline_ms: int, fleet: FleetView) -> Plan:
     """Validate the model's output into a plan; `PlanError` saying what is wrong."""
     try:
-        draft = json.loads(text)
+        # llama.cpp's JSON grammar lets raw control characters into strings: harmless here.
+        draft = json.loads(text, strict=False)
     except ValueError as exc:
         raise PlanError(f"LLM output is not JSON: {exc}") from exc
     if not isinstance(draft, dict) or not isinstance(draft.get("steps"), list):

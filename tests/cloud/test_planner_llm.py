@@ -85,6 +85,9 @@ async def test_the_prompt_carries_the_trigger_and_the_device_state() -> None:
     assert facts["trigger"]["detail"] == {"score": 0.9}
     assert facts["devices"][0]["reported"] == {"load": 0.8}
     assert "set_load" in facts["actions"] and schema["required"] == ["reason", "steps"]
+    # The grammar lets the model name only the devices it was told about.
+    step = schema["properties"]["steps"]["items"]["properties"]
+    assert step["device"] == {"enum": ["pump-1"]} and step["gw"] == {"enum": ["gw1"]}
 
 
 @pytest.fixture
@@ -189,18 +192,25 @@ async def test_llama_cpp_output_is_schema_constrained(tmp_path: Path) -> None:
     from cloud.planner import LlamaCppBackend
 
     model = tiny_llama_gguf(tmp_path / "tiny.gguf")
-    backend = LlamaCppBackend(model, LlmConfig(n_ctx=2048, max_tokens=256, max_steps=1))
+    cfg = LlmConfig(n_ctx=2048, max_tokens=1500, max_steps=1, seed=1)
+    backend = LlamaCppBackend(model, cfg)
+    texts: list[str] = []
+    generate = backend.generate
+
+    async def recorded(messages: list[dict[str, str]], schema: dict[str, Any]) -> str:
+        texts.append(await generate(messages, schema))
+        return texts[-1]
+
+    backend.generate = recorded  # type: ignore[method-assign]
+    proposals: Any = ()
     try:
-        text = await backend.generate(
-            [{"role": "user", "content": "plan"}], plan_schema(["set_load"], 1)
-        )
-        proposals: Any = None
-        with contextlib.suppress(PlanError):  # random weights: rarely a real device
-            proposals = await LlmPlanner(backend).propose(
+        with contextlib.suppress(PlanError):  # random weights may run out of tokens
+            proposals = await LlmPlanner(backend, cfg).propose(
                 Trigger("anomaly", "gw1", "pump-1", "wear"), AgentContext(FLEET, "r1", 1000)
             )
     finally:
         await backend.aclose()
-    # The grammar admits only the schema's shape (max_tokens may cut it short).
-    assert text.startswith("{")
-    assert proposals is None or len(proposals) == 1
+    # The grammar admits only the schema's shape, and only the devices in the facts.
+    assert texts and texts[0].startswith("{")
+    for proposal in proposals:
+        assert all(step.device == "pump-1" for step in proposal.plan.steps)
