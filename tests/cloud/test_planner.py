@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Callable
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from cloud.errors import PlanError
 from cloud.planner import PlannerConfig, PlannerService, PlanRecord
 from cloud.planner.fakes import Answer, FakeEdge
+from cloud.planner.intake import Intake
+from cloud.planner.windows import FiringWindows
 from cloud.twins.view import MemoryFleetView
 from shared import codec, trace
 from shared.compat import timeout
@@ -299,3 +302,31 @@ async def test_the_scheduled_round_runs_once_across_replicas(
     assert rec.plan.trigger == "schedule" and rec.key == "check.gw1.pump-3"
     assert opened == 1  # one elected round, and the cooldown keeps the next ones quiet
     assert [c.action for c in edge.heard] == ["gw.diagnose", "gw.ticket"]
+
+
+@pytest.mark.parametrize(
+    ("score", "threshold", "floor", "plans"),
+    [(0.93, 0.8, None, True), (0.5, 0.8, None, False), (0.5, None, None, True),
+     (0.5, None, 0.6, False), (0.7, 0.8, 0.6, True)],
+)  # fmt: skip
+async def test_which_anomaly_scores_trigger_planning(
+    score: float, threshold: float | None, floor: float | None, plans: bool
+) -> None:
+    cfg = FAST.model_copy(update={"anomaly_min_score": floor})
+    intake = Intake(cfg, FiringWindows(None, 60_000))  # type: ignore[arg-type]  # no rules here
+    decision = Decision(
+        gw="gw1", device="pump-1", source="model", name="bearing_wear", version="1",
+        score=score, threshold=threshold, latency_us=1,
+    )  # fmt: skip
+    msg = Msg(None, "fleet.gw1.dec.pump-1", data=codec.encode(decision))  # type: ignore[arg-type]
+    trigger = await intake.trigger(msg)
+    assert (trigger is not None) == plans
+    if trigger is not None:
+        assert trigger.kind == "anomaly" and trigger.detail["score"] == score
+
+
+async def test_foreign_fleet_subjects_are_not_triggers() -> None:
+    intake = Intake(FAST, FiringWindows(None, 60_000))  # type: ignore[arg-type]
+    for subject in ("fleet.gw1.r.pump-1", "fleet.gw1.twin.pump-1", "other.gw1.dec.pump-1"):
+        assert await intake.trigger(Msg(None, subject, data=b"x")) is None  # type: ignore[arg-type]
+    assert await intake.trigger(Msg(None, "fleet.gw1.status.p", data=b"online")) is None  # type: ignore[arg-type]
