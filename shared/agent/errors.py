@@ -9,6 +9,8 @@ AgentFailure
 
 from __future__ import annotations
 
+from pydantic import JsonValue
+
 from shared.errors import BatonError
 
 
@@ -23,10 +25,19 @@ class BackendError(AgentFailure):
 
 
 class ToolError(AgentFailure):
+    """`details` join the `tool_result`'s result (e.g. the guard's refusal reason)."""
+
     code = "tool"
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        details: dict[str, JsonValue] | None = None,
+    ) -> None:
         self.retryable = retryable
+        self.details = details or {}
         super().__init__(message)
 
 

@@ -93,7 +93,7 @@ class ToolBox:
             check_args(tool.parameters, args)
             result = await tool.run(args, ctx)
         except ToolError as exc:
-            return _failed(str(exc))
+            return _failed(str(exc), exc.details)
         except Exception as exc:  # a tool's bug is the model's answer, not the session's end
             log.exception("tool %s failed", name, extra={"tool": name})
             return _failed(f"{name} failed: {exc!r}")
@@ -139,5 +139,6 @@ def _cut(text: str) -> str:
     return text[: MAX_RESULT_CHARS - 20] + f" … (+{len(text) - MAX_RESULT_CHARS + 20} chars)"
 
 
-def _failed(message: str) -> ToolOutcome:
-    return ToolOutcome(False, {"error": message}, f"error: {message}")
+def _failed(message: str, details: Mapping[str, JsonValue] | None = None) -> ToolOutcome:
+    result: dict[str, JsonValue] = {"error": message, **(details or {})}
+    return ToolOutcome(False, result, f"error: {message}")
