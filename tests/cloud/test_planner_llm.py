@@ -138,60 +138,13 @@ async def test_invalid_llm_output_falls_back_to_the_deterministic_planner(
 # --- the real llama.cpp, where it is installed ----------------------------------------
 
 
-def tiny_llama_gguf(path: Path) -> Path:
-    """A 1-layer llama with random weights and a byte-level vocabulary: nonsense, but any
-    text the grammar allows can be sampled from it."""
-    gguf = pytest.importorskip("gguf")
-    np = pytest.importorskip("numpy")
-    n_embd, n_ff, n_head = 32, 64, 2
-    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    types = [2, 3, 3] + [6] * 256  # unknown, control, control, byte
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(2048)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * len(tokens))
-    writer.add_token_types(types)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_unk_token_id(0)
-    writer.add_chat_template("{% for m in messages %}{{ m['content'] }}\n{% endfor %}")
-    rng = np.random.default_rng(0)
-    shapes: dict[str, tuple[int, ...]] = {
-        "token_embd.weight": (len(tokens), n_embd),
-        "output_norm.weight": (n_embd,),
-        "output.weight": (len(tokens), n_embd),
-        "blk.0.attn_norm.weight": (n_embd,),
-        "blk.0.attn_q.weight": (n_embd, n_embd),
-        "blk.0.attn_k.weight": (n_embd, n_embd),
-        "blk.0.attn_v.weight": (n_embd, n_embd),
-        "blk.0.attn_output.weight": (n_embd, n_embd),
-        "blk.0.ffn_norm.weight": (n_embd,),
-        "blk.0.ffn_gate.weight": (n_ff, n_embd),
-        "blk.0.ffn_up.weight": (n_ff, n_embd),
-        "blk.0.ffn_down.weight": (n_embd, n_ff),
-    }
-    for name, shape in shapes.items():
-        writer.add_tensor(name, rng.standard_normal(shape).astype(np.float32) * 0.02)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 async def test_llama_cpp_output_is_schema_constrained(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
+    pytest.importorskip("gguf")
     from cloud.planner import LlamaCppBackend
+    from shared.agent.tinygguf import write_tiny_llama
 
-    model = tiny_llama_gguf(tmp_path / "tiny.gguf")
+    model = write_tiny_llama(tmp_path / "tiny.gguf", words=("pump", "load", "ticket"))
     cfg = LlmConfig(n_ctx=2048, max_tokens=1500, max_steps=1, seed=1)
     backend = LlamaCppBackend(model, cfg)
     texts: list[str] = []
