@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # The leaf runs on the same machine: if it does not answer in this long it is not
 # running, and systemd restarting us is better than hanging in start-up.
 CONNECT_TIMEOUT_S = 5.0
-# After start-up, reconnect forever: the gateway must outlive a leaf restart.
+# Pause between two connection attempts to the leaf.
 RECONNECT_WAIT_S = 0.5
 # On close, in-flight publishes (commands) get this long to reach the leaf.
 CLOSE_TIMEOUT_S = 5.0
@@ -73,13 +73,18 @@ async def nats_client(url: str, gateway: str) -> Client:
                 name=f"baton-edge-{gateway}",
                 connect_timeout=2,
                 reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
-                max_reconnect_attempts=-1,
+                # nats-py retries a failed *first* connect forever when this is -1;
+                # start-up should fail fast instead (the leaf is local, systemd restarts).
+                max_reconnect_attempts=1,
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
             )
     except (OSError, NatsError, asyncio.TimeoutError) as exc:
         raise TransportError(f"cannot connect to the leaf at {url}: {exc!r}") from exc
+    # Once connected, reconnect forever: the gateway must outlive a leaf restart. The
+    # client reads this option on every reconnect round.
+    nc.options["max_reconnect_attempts"] = -1
     return nc
 
 

@@ -64,9 +64,34 @@ class Submitted:
     traceparent: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryUplinkStats:
+    submitted: int
+    forwarded: int
+    backlog_msgs: int = 0
+    hub_connected: bool = True
+
+
 class MemoryUplink:
+    """Everything submitted is "forwarded" at once; `flush()` has nothing to wait for."""
+
     def __init__(self) -> None:
         self.submitted: list[Submitted] = []
+        self.started = False
+        self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def flush(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def stats(self) -> MemoryUplinkStats:
+        n = len(self.submitted)
+        return MemoryUplinkStats(submitted=n, forwarded=n)
 
     def submit(
         self,
