@@ -107,6 +107,7 @@ class Link:
         self._gone: asyncio.Event = asyncio.Event()  # set when the socket is closed
         self._drained: asyncio.Future[None] | None = None
         self._reconnect: asyncio.Task[None] | None = None
+        self._write_soon = False
         self.client = self._make_client()
         for device in devices:
             device.sender = self
@@ -192,7 +193,9 @@ class Link:
         self._gone.set()
 
     def _on_register_write(self, client: Client, userdata: Any, sock: Any) -> None:
-        self._in_loop(self._want_write, sock)
+        # Not an epoll registration per publish: one write per connection per loop turn,
+        # and a writer callback only when the kernel buffer is full (see `_write_now`).
+        self._in_loop(self._schedule_write)
 
     def _on_unregister_write(self, client: Client, userdata: Any, sock: Any) -> None:
         self._loop.remove_writer(sock)
@@ -203,9 +206,18 @@ class Link:
         else:
             self._loop.call_soon_threadsafe(call, *args)
 
-    def _want_write(self, sock: Any) -> None:
-        if sock.fileno() >= 0:
-            self._loop.add_writer(sock, self._writable)
+    def _schedule_write(self) -> None:
+        if not self._write_soon:
+            self._write_soon = True
+            self._loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_soon = False
+        client = self.client
+        client.loop_write()
+        sock = client.socket()
+        if client.want_write() and sock is not None and sock.fileno() >= 0:
+            self._loop.add_writer(sock, self._writable)  # the rest when it drains
 
     def _readable(self) -> None:
         self.client.loop_read()

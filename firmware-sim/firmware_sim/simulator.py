@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from firmware_sim.broker import BrokerUrl
 from firmware_sim.config import Scenario
-from firmware_sim.device import Clock, DeviceState
+from firmware_sim.device import Clock, DeviceState, SimDevice
 from firmware_sim.errors import ScenarioError, SimError
 from firmware_sim.faults import FaultPlan, NetworkEvent, plan_faults
 from firmware_sim.fleet import build_fleet
@@ -131,31 +131,9 @@ class Simulator:
             speed=speed,
             connections=connections,
         )
-        plan = self.plan
-        sim_dt = plan.speed / plan.rate_hz
-        faults = _plan_faults(self.scenario, scenario, plan, sim_dt)
-        self._events = faults.network
-        # Boot-based: a restarted simulator continues above its last run's numbers
-        # (at under 1000 readings/s per device), so receivers' dedupe keeps working.
-        start = now_ms()
-        self._clock = Clock(
-            sim_dt,
-            1000.0 / plan.rate_hz,
-            start,
-            seq_start if seq_start is not None else start * 1000,
-        )
         self.counters = Counters()
         self._memory = MemorySender(self.counters)
-        self._devices = build_fleet(
-            self.scenario,
-            devices=plan.devices,
-            seed=seed,
-            clock=self._clock,
-            faults=faults,
-            counters=self.counters,
-            sender=self._memory,
-            id_prefix=id_prefix,
-        )
+        self._devices = self._build(scenario, id_prefix, seq_start)
         self._by_id = {device.id: device for device in self._devices}
         self._links: list[Link] = []
         self._link_of: list[Link] = []
@@ -164,6 +142,29 @@ class Simulator:
         self._started: float | None = None
         self._elapsed: float | None = None
         self._closed = False
+
+    def _build(
+        self, source: Scenario | str | Path, id_prefix: str, seq_start: int | None
+    ) -> list[SimDevice]:
+        plan = self.plan
+        sim_dt = plan.speed / plan.rate_hz
+        faults = _plan_faults(self.scenario, source, plan, sim_dt)
+        self._events = faults.network
+        # Boot-based: a restarted simulator continues above its last run's numbers
+        # (at under 1000 readings/s per device), so receivers' dedupe keeps working.
+        start = now_ms()
+        first_seq = seq_start if seq_start is not None else start * 1000
+        self._clock = Clock(sim_dt, 1000.0 / plan.rate_hz, start, first_seq)
+        return build_fleet(
+            self.scenario,
+            devices=plan.devices,
+            seed=plan.seed,
+            clock=self._clock,
+            faults=faults,
+            counters=self.counters,
+            sender=self._memory,
+            id_prefix=id_prefix,
+        )
 
     # --- what tests and the demo look at -------------------------------------------
 
