@@ -24,6 +24,9 @@ DOWNLINK_STREAM = "DOWNLINK"  # on the hub: commands, desired state, rule/model 
 SESSIONS_STREAM = "SESSIONS"  # on the hub: audit of every session event
 TWINS_BUCKET = "twins"  # hub KV: device twins, the source of truth
 LEASES_BUCKET = "leases"  # hub KV: session ownership; the revision is the fencing epoch
+PLANS_BUCKET = "plans"  # hub KV: plan records, the source of truth of sagas
+PLANNER_BUCKET = "planner"  # hub KV: acks filed by any replica, trigger windows
+PLAN_LEASES_BUCKET = "plan_leases"  # hub KV: which replica drives a saga (TTL)
 MODELS_STORE = "models"  # hub Object Store: ONNX/GGUF files pushed to gateways
 SNAPSHOTS_STORE = "snapshots"  # hub Object Store: session snapshots too big for one message
 

@@ -38,6 +38,8 @@ class PlanStep(Part):
     action: Name
     params: Params = Field(default_factory=dict)
     preconditions: list[str] = Field(default_factory=list)
+    # Relative: how long the step has to be acknowledged once its command is sent. The
+    # command itself carries the absolute `Command.deadline_ms` computed at send time.
     deadline_ms: Millis
     compensation: Compensation | None = None
     status: StepStatus = "pending"

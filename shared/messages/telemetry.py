@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from shared.messages.base import (
     Count,
@@ -65,6 +65,8 @@ class CommandAck(Message):
     device: DeviceId
     ok: bool
     reason: str | None = None
+    # What the action produced, e.g. a ticket id or a diagnosis.
+    result: dict[str, JsonValue] | None = None
     epoch: Count = 0
     ts_ms: Millis = Field(default_factory=now_ms)
 
