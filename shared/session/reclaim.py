@@ -1,0 +1,147 @@
+"""Taking a session back when its owner is gone, and recovering it from the hub.
+
+`Reclaimer` watches the lease board for leases this process may take: the ones whose
+`prev` is us (we handed the session over, and the new owner stopped renewing), the ones
+a host-specific rule allows (any cloud replica for a cloud-owned session), and the ones
+that name us but that we are not running (this process restarted). A lease is taken
+once it is expired by the board's clock-free rule, by CAS on the revision we saw: if its
+holder renewed in between, the CAS fails and nothing happens.
+
+`recover` rebuilds the session from what is durable: the latest snapshot (a turn's
+checkpoint or the handoff's) and the log's end. The snapshot's pending question, if
+the dead owner was answering one, is answered again by the engine's `resume()`. The new
+owner numbers on from the log's end; events the dead owner streamed but never made
+durable are superseded (a follower's `SeqGate` rebases on the higher epoch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.errors import TransportError
+from shared.messages import HandoffAbort, SessionSnapshot
+from shared.session.agent import AgentLoader
+from shared.session.board import LeaseBoard, Seen
+from shared.session.errors import NotOwner, SessionError
+from shared.session.lease import Lease, LeaseValue
+from shared.session.log import log_tail
+from shared.session.runner import HostContext, SessionRunner
+from shared.session.snapshot import decode_snapshot
+
+log = logging.getLogger(__name__)
+
+MayReclaim = Callable[[Lease], bool]
+Adopt = Callable[[SessionRunner], Awaitable[None]]
+
+
+async def recover(
+    ctx: HostContext, loader: AgentLoader, lease: Lease, *, sent_at: float, reason: str
+) -> SessionRunner:
+    """A runner for `lease` (just acquired by us) from the hub's durable state."""
+    tail = await log_tail(ctx.js, lease.session)
+    ref = await ctx.snapshots.latest(lease.session)
+    if ref is not None:
+        snapshot = decode_snapshot(await ctx.snapshots.read(lease.session, ref))
+    else:  # never checkpointed: nothing was said in it yet
+        snapshot = SessionSnapshot(
+            session=lease.session, gw=lease.value.gw, epoch=lease.epoch, owner=ctx.owner.side
+        )
+    last_seq = max(tail.seq, snapshot.last_seq)
+    update = {"last_seq": last_seq, "epoch": lease.epoch, "owner": ctx.owner.side}
+    agent = await loader(snapshot.model_copy(update=update))
+    runner = SessionRunner(ctx, agent, lease, start=tail, snap=ref, sent_at=sent_at)
+    await runner.__aenter__()
+    try:
+        await runner.emit(HandoffAbort, reason=reason[:500])
+    except BaseException:
+        await runner.abort()
+        raise
+    return runner
+
+
+class Reclaimer:
+    """One task: sleep until the next lease we may take is due, take it, recover it."""
+
+    def __init__(
+        self,
+        ctx: HostContext,
+        board: LeaseBoard,
+        loader: AgentLoader,
+        adopt: Adopt,
+        *,
+        busy: Callable[[str], bool],
+        may_reclaim: MayReclaim | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._board = board
+        self._loader = loader
+        self._adopt = adopt
+        self._busy = busy
+        self._rule = may_reclaim
+        self.reclaimed = 0
+
+    def eligible(self, lease: Lease) -> bool:
+        me = self._ctx.owner.id
+        if self._busy(lease.session):
+            return False  # we run it, or are taking it over right now
+        if self._ctx.gw and lease.value.gw != self._ctx.gw:
+            return False
+        if lease.value.owner == me or lease.value.prev == me:
+            return True
+        return self._rule is not None and self._rule(lease)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            changed = self._board.changed()
+            due, next_at = self._due(loop.time())
+            for seen in due:
+                await self._take(seen)
+            if due:
+                continue
+            wait_s = None if next_at is None else max(0.0, next_at - loop.time())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait_s)
+
+    def _due(self, now: float) -> tuple[list[Seen], float | None]:
+        due: list[Seen] = []
+        next_at: float | None = None
+        for lease in self._board.leases():
+            seen = self._board.get(lease.session)
+            if seen is None or not self.eligible(lease):
+                continue
+            at = self._board.deadline(seen)
+            if at <= now:
+                due.append(seen)
+            else:
+                next_at = at if next_at is None else min(next_at, at)
+        return due, next_at
+
+    async def _take(self, seen: Seen) -> None:
+        old = seen.lease
+        me = self._ctx.owner
+        value = LeaseValue(
+            owner=me.id, side=me.side, gw=old.value.gw, ttl_ms=round(self._ctx.settings.ttl_s * 1000),
+            prev=old.value.owner, reason=f"reclaimed: {old.value.owner} expired",
+        )  # fmt: skip
+        sent = asyncio.get_running_loop().time()
+        try:
+            lease = await self._ctx.leases.acquire(old.session, value, last=old)
+        except NotOwner:
+            return  # renewed, or taken by someone else first
+        except TransportError as exc:
+            log.warning("reclaiming %s failed: %s", old.session, exc)
+            await asyncio.sleep(self._ctx.settings.ttl_s / 3)  # the hub is away: not a hot loop
+            return
+        reason = f"reclaimed from {old.value.owner} at epoch {lease.epoch}: its lease expired"
+        log.warning(reason, extra={"session": old.session})
+        try:
+            runner = await recover(self._ctx, self._loader, lease, sent_at=sent, reason=reason)
+        except (SessionError, TransportError) as exc:
+            log.error("recovering %s failed: %s", old.session, exc)
+            return
+        self.reclaimed += 1
+        await self._adopt(runner)

@@ -1,0 +1,50 @@
+"""A conversation moves edge -> cloud -> edge and keeps every message, in order, once.
+
+What a user notices: they keep talking at the gateway while the session runs in the
+cloud (its bigger model answers), and when it comes back nothing is missing or repeated.
+"""
+
+from __future__ import annotations
+
+from handoffkit import GW, Sides, conversation, start_session, turn
+
+from shared.messages import AgentComplete
+from shared.session.log import read_log
+from shared.session.runner import hub_js
+
+HANDOFF_EVENTS = ["handoff_request", "handoff_snapshot", "handoff_accept", "handoff_complete"]
+
+
+async def test_edge_cloud_edge_keeps_the_conversation_in_order(sides: Sides) -> None:
+    edge = await sides.edge()
+    cloud = await sides.cloud()
+    await start_session(edge)
+    first = await turn(edge, "s1", "one")
+
+    to_cloud = await edge.handoff("s1", "cloud", reason="test")
+    assert to_cloud.ok, to_cloud.error
+    assert (to_cloud.owner, to_cloud.epoch > first[-1].epoch) == ("cloud:r1", True)
+    assert [step.name for step in to_cloud.steps] == [
+        "quiesce", "request", "snapshot", "prepare", "flip", "commit",
+    ]  # fmt: skip
+    second = await turn(edge, "s1", "two")  # asked at the gateway, answered in the cloud
+    assert {event.epoch for event in second} == {to_cloud.epoch}
+    assert any("two" in str(messages) for messages in sides.model("cloud:r1").seen)
+
+    back = await cloud.handoff("s1", "edge", reason="test")
+    assert (back.ok, back.owner, back.epoch > to_cloud.epoch) == (True, f"edge:{GW}", True)
+    third = await turn(edge, "s1", "three")
+    assert isinstance(third[-1], AgentComplete) and third[-1].epoch == back.epoch
+
+    assert conversation(edge, "s1") == [
+        ("user", "one"), ("assistant", "echo: one"),
+        ("user", "two"), ("assistant", "echo: two"),
+        ("user", "three"), ("assistant", "echo: three"),
+    ]  # fmt: skip
+    log = await read_log(hub_js(edge.nc), "s1", after=0)
+    assert [event.seq for event in log] == list(range(1, len(log) + 1))
+    epochs = [event.epoch for event in log]
+    assert epochs == sorted(epochs)
+    types = [event.type for event in log]
+    assert [t for t in types if t.startswith("handoff")] == HANDOFF_EVENTS * 2
+    assert edge.lease("s1") is not None and edge.lease("s1").epoch == back.epoch  # type: ignore[union-attr]
