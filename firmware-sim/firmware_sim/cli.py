@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -86,6 +87,11 @@ def list_command() -> None:
     type=click.IntRange(min=1),
     help="Share this many MQTT connections among the devices (load mode; no per-device will).",
 )
+@click.option(
+    "--creds",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A `baton creds` store: each device logs in as itself with its own password.",
+)
 @click.option("--id-prefix", default="", help="Prepended to every device id.")
 @click.option(
     "--seq-start", type=click.IntRange(min=0), help="First sequence number (default: boot-based)."
@@ -102,12 +108,16 @@ def list_command() -> None:
     show_default=True,
     help="A readings/s line on stderr every few seconds.",
 )
-def run_command(json_path: Path | None, progress: bool, broker: str, **options: Any) -> None:
+def run_command(
+    json_path: Path | None, progress: bool, broker: str, creds: Path | None, **options: Any
+) -> None:
     """Run simulated devices against a broker and print a summary line at the end."""
     try:
         url = BrokerUrl.parse(broker)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--broker") from exc
+    if creds is not None:
+        options["logins"] = _store_logins(creds)
     try:
         summary = asyncio.run(_run(url, progress, options))
     except BatonError as exc:
@@ -115,6 +125,17 @@ def run_command(json_path: Path | None, progress: bool, broker: str, **options: 
     click.echo(summary.line())
     if json_path is not None:
         json_path.write_text(summary.to_json() + "\n", encoding="utf-8")
+
+
+def _store_logins(path: Path) -> Callable[[str], tuple[str, str]]:
+    """Device id -> (user, password) from a credentials store (`baton creds add-device`)."""
+    from shared.creds import CredStore  # only when asked: bcrypt and friends load lazily
+
+    try:
+        store = CredStore(path)
+    except BatonError as exc:
+        raise Failed(str(exc)) from exc
+    return lambda device: (device, store.device_password(device))
 
 
 async def _run(broker: BrokerUrl, progress: bool, options: dict[str, Any]) -> SimSummary:

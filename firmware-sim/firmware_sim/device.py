@@ -60,7 +60,7 @@ class Clock:
 class SimDevice:
     __slots__ = (
         "_acks",
-        "_epoch",
+        "_epochs",
         "buffer",
         "clock",
         "counters",
@@ -100,7 +100,7 @@ class SimDevice:
         self.sender = sender
         self.last: dict[str, float] = {}
         self.last_tick = -1
-        self._epoch = 0
+        self._epochs: dict[str, int] = {}  # highest epoch seen per session
         self._acks: OrderedDict[str, bytes] = OrderedDict()
 
     def tick(self, n: int) -> None:
@@ -149,7 +149,6 @@ class SimDevice:
     def _execute(self, cmd: Command) -> bytes:
         reason = self._refusal(cmd)
         if reason is None:
-            self._epoch = max(self._epoch, cmd.epoch)
             reason = self.plant.actuate(cmd.action, cmd.params)
         if reason is not None:
             self.counters.commands_rejected += 1
@@ -171,11 +170,14 @@ class SimDevice:
     def _refusal(self, cmd: Command) -> str | None:
         if cmd.device != self.id:
             return f"command is for {cmd.device}, not {self.id}"
-        if 0 < cmd.epoch < self._epoch:
-            # The fencing rule: a lower epoch comes from a session owner that has been
-            # replaced. Epoch 0 means no session (a reflex rule, an operator) and is not
-            # fenced, or one session would lock every rule out of the device for good.
-            return f"stale epoch {cmd.epoch} < {self._epoch}"
+        if cmd.session is not None:
+            # Fencing (DESIGN, "Edge handoff"): a lower epoch comes from a session owner
+            # that has been replaced. A higher one is recorded even if a later check
+            # refuses the command: it proves a newer owner. No session: not fenced.
+            highest = self._epochs.get(cmd.session, 0)
+            if cmd.epoch < highest:
+                return f"stale epoch {cmd.epoch} < {highest} for session {cmd.session}"
+            self._epochs[cmd.session] = cmd.epoch
         if cmd.expired(now_ms()):
             return "deadline passed"
         return None

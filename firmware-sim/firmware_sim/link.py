@@ -67,6 +67,12 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+def _url_login(broker: BrokerUrl) -> tuple[str, str] | None:
+    if broker.username is None:
+        return None
+    return broker.username, broker.password or ""
+
+
 def backoff_delay(attempt: int, low: float, high: float, rng: Random) -> float:
     """Exponential backoff with "equal jitter": half the step fixed, half random, so a
     reconnect storm spreads out but no device retries at once."""
@@ -87,8 +93,10 @@ class Link:
         qos: int,
         counters: Counters,
         jitter: Random,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.client_id = client_id
+        self.login = login or _url_login(broker)
         self.devices = devices
         self.broker = broker
         self.network = network
@@ -114,8 +122,8 @@ class Link:
 
     def _make_client(self) -> Client:
         client = Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=MQTTv311)
-        if self.broker.username is not None:
-            client.username_pw_set(self.broker.username, self.broker.password)
+        if self.login is not None:
+            client.username_pw_set(*self.login)
         if len(self.devices) == 1:
             # MQTT 3.1.1 §3.1.2.5: one will per connection, so only a device with its own
             # connection can have the broker announce its death.

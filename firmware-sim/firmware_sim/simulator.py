@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from random import Random
@@ -118,6 +119,7 @@ class Simulator:
         connections: int | None = None,
         id_prefix: str = "",
         seq_start: int | None = None,
+        logins: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.broker = BrokerUrl.parse(broker) if isinstance(broker, str) else broker
@@ -131,6 +133,9 @@ class Simulator:
             speed=speed,
             connections=connections,
         )
+        if logins is not None and self.plan.connections < self.plan.devices:
+            raise SimError("per-device logins need one connection per device (no --connections)")
+        self._logins = logins
         self.counters = Counters()
         self._memory = MemorySender(self.counters)
         self._devices = self._build(scenario, id_prefix, seq_start)
@@ -239,6 +244,7 @@ class Simulator:
                 qos=plan.qos,
                 counters=self.counters,
                 jitter=jitter,
+                login=self._logins(client_id) if self._logins is not None else None,
             )
             self._links.append(link)
         self._link_of = [self._links[i % plan.connections] for i in range(plan.devices)]

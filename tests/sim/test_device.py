@@ -36,9 +36,14 @@ def make_device(faults: tuple[object, ...] = ()) -> tuple[SimDevice, MemorySende
     return device, sender
 
 
-def command(action: str, epoch: int = 0, **params: object) -> bytes:
+def command(action: str, epoch: int = 0, session: str | None = None, **params: object) -> bytes:
     cmd = Command(
-        device="pump-0", action=action, params=params, deadline_ms=now_ms() + 5_000, epoch=epoch
+        device="pump-0",
+        action=action,
+        params=params,
+        deadline_ms=now_ms() + 5_000,
+        epoch=epoch,
+        session=session,
     )  # type: ignore[arg-type]
     return encode(cmd)
 
@@ -75,18 +80,19 @@ def test_a_fan_command_is_applied_and_acknowledged() -> None:
 
 def test_refusals_are_acknowledged_with_a_reason() -> None:
     device, sender = make_device()
-    device.command(command("fan", epoch=5, on=True))
-    device.command(command("fan", epoch=4, on=False))  # a replaced owner: fenced off
-    device.command(command("warp", epoch=6))
-    device.command(command("fan", epoch=0, speed=1.0))  # no session: not fenced
+    device.command(command("fan", epoch=5, session="s1", on=True))
+    device.command(command("fan", epoch=4, session="s1", on=False))  # a replaced owner
+    device.command(command("warp", epoch=6, session="s1"))
+    device.command(command("fan", epoch=1, session="s2", speed=1.0))  # another session
+    device.command(command("fan", speed=1.0))  # no session (a rule, the planner): not fenced
     device.command(b"\x93garbage")  # undecodable: nothing to ack, but counted
-    ok, stale, unknown, unfenced = acks(sender)
-    assert ok.ok and not stale.ok and not unknown.ok and unfenced.ok
-    assert "stale epoch 4 < 5" in (stale.reason or "") and "unknown action" in (
+    ok, stale, unknown, other, unfenced = acks(sender)
+    assert ok.ok and not stale.ok and not unknown.ok and other.ok and unfenced.ok
+    assert "stale epoch 4 < 5 for session s1" in (stale.reason or "") and "unknown action" in (
         unknown.reason or ""
     )
     assert device.state().fan == 1.0
-    assert (device.counters.commands, device.counters.commands_rejected) == (5, 3)
+    assert (device.counters.commands, device.counters.commands_rejected) == (6, 3)
 
 
 def test_a_redelivered_command_gets_the_same_ack_and_is_applied_once() -> None:
