@@ -182,7 +182,10 @@ class EdgeDaemon:
     async def _build(self) -> None:
         assert self._store is not None and self._writer is not None and self._sink is not None
         cfg = self.config
-        engine = await self._start_engine()
+        # Loading an ONNX model (~100-300 ms of CPU) runs on the loop on purpose: nothing
+        # is ingesting yet, and a worker thread would keep its own malloc arena (~1 MB of
+        # the 90 MB budget) for the process's life.
+        engine = self._control.start()
         epochs = await self._store.call(EdgeStore.fencing)
         twins = await self._store.call(EdgeStore.twins)
         guard = ActuationGuard(GuardPolicy.build(cfg.actuate, engine.actions), epochs)
@@ -200,13 +203,6 @@ class EdgeDaemon:
             forward_readings=cfg.ingest.source == "mqtt",
             max_payload_bytes=cfg.ingest.max_payload_bytes,
         )  # fmt: skip
-
-    async def _start_engine(self) -> ReflexEngine:
-        # Loading an ONNX model imports onnxruntime and builds a session (~100 ms of
-        # CPU); a rules-only start does no file I/O here at all.
-        if self.config.models:
-            return await asyncio.to_thread(self._control.start)
-        return self._control.start()
 
     async def _start_background(self) -> None:
         http = self.config.http

@@ -15,7 +15,6 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
 from edge.config import EdgeConfig
-from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.nats_source import NatsCommandSink, NatsSource
 from edge.ingest.ports import CommandSink, ReadingSource, UplinkHandle
 from shared.compat import timeout
@@ -48,7 +47,7 @@ def needs_nats(
     mqtt_in = source is None and cfg.ingest.source == "mqtt"
     if source is None and not mqtt_in:
         return True
-    if sink is None and not (mqtt_in or isinstance(source, MqttSource)):
+    if sink is None and not (mqtt_in or isinstance(source, CommandSink)):
         return True
     return (uplink is None and cfg.uplink.enabled) or cfg.downlink.enabled
 
@@ -103,6 +102,9 @@ async def close_nats(nc: Client) -> None:
 def reading_source(cfg: EdgeConfig, nc: Client | None) -> ReadingSource:
     ingest = cfg.ingest
     if ingest.source == "mqtt":
+        # Here, not at the top: paho costs a leaf-subject gateway ~4 MB for nothing.
+        from edge.ingest.mqtt_source import MqttSource
+
         return MqttSource(
             ingest.mqtt_url,
             f"baton-edge-{cfg.gateway}",
@@ -115,7 +117,7 @@ def reading_source(cfg: EdgeConfig, nc: Client | None) -> ReadingSource:
 
 def command_sink(source: ReadingSource, nc: Client | None) -> CommandSink:
     """Commands go back through the broker the readings came from."""
-    if isinstance(source, MqttSource):
+    if isinstance(source, CommandSink):
         return source
     assert nc is not None
     return NatsCommandSink(nc)

@@ -8,7 +8,7 @@ UplinkSink      where decisions, twin reports and events go (`edge.uplink.Uplink
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # (topic or subject, payload, receipt time from time.perf_counter_ns())
 Deliver = Callable[[str, bytes, int], Awaitable[None]]
@@ -27,7 +27,10 @@ class ReadingSource(Protocol):
     def connected(self) -> bool: ...
 
 
+@runtime_checkable
 class CommandSink(Protocol):
+    """A source that is also a sink (MQTT) answers on the connection readings came in on."""
+
     async def send(self, device: str, payload: bytes) -> None:
         """Publish to the device's command topic without waiting for the device."""
         ...

@@ -116,9 +116,7 @@ async def test_a_hot_pump_gets_one_command_and_one_decision(memory_daemon: Start
 async def test_mqtt_source_forwards_stamped_readings(
     memory_daemon: Start, edge_config: ConfigFactory
 ) -> None:
-    _, parts = await memory_daemon(
-        edge_config(http={"enabled": False}, ingest={"source": "mqtt"})
-    )
+    _, parts = await memory_daemon(edge_config(http={"enabled": False}, ingest={"source": "mqtt"}))
     await parts.source.inject("baton/d/pump1/r", encode(reading("pump1", 41, temperature=20.0)))
     await parts.source.inject("baton/d/pump1/r", b"junk")
     [sub] = parts.uplink.of_kind("r")
