@@ -111,7 +111,7 @@ def _default_rules() -> list[RuleConfig]:
     return [
         RuleConfig(
             name="overheat",
-            metric="temperature",
+            metric="temp_c",  # what firmware-sim and the shipped model call it
             above=70.0,
             clear=65.0,
             debounce=2,

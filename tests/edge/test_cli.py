@@ -104,7 +104,7 @@ enabled = false
 port = 0
 [[rules]]
 name = "hot"
-metric = "temperature"
+metric = "temp_c"
 {"" if broken else f"above = {above}"}
 action = "fan"
 """

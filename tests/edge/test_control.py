@@ -36,7 +36,7 @@ ConfigFactory = Callable[..., EdgeConfig]
 TOPIC = "baton.d.pump1.r"
 
 
-def hot(seq: int, value: float = 90.0, metric: str = "temperature") -> bytes:
+def hot(seq: int, value: float = 90.0, metric: str = "temp_c") -> bytes:
     return encode(Reading(device="pump1", seq=seq, ts_ms=now_ms() + seq, metrics={metric: value}))
 
 
@@ -109,7 +109,7 @@ state_dir = "{path.parent / "state"}"
 enabled = false
 [[rules]]
 name = "hot"
-metric = "temperature"
+metric = "temp_c"
 above = {above}
 action = "fan"
 cooldown_s = 0
@@ -157,9 +157,7 @@ async def test_pushed_rules_apply_persist_and_a_bad_update_is_refused(
 ) -> None:
     config = edge_config(http={"enabled": False})
     daemon, parts = await memory_daemon(config)
-    good = [
-        {"name": "cold", "metric": "temperature", "below": 0, "action": "heater", "cooldown_s": 0}
-    ]
+    good = [{"name": "cold", "metric": "temp_c", "below": 0, "action": "heater", "cooldown_s": 0}]
     await daemon.on_rules(rules_update("v2", good))
     assert daemon.stats().rules_version == "v2"
 

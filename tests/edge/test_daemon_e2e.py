@@ -1,6 +1,6 @@
 """The daemon against a real hub + leaf and real MQTT clients.
 
-What a user notices: a device that publishes an over-limit temperature over MQTT gets
+What a user notices: a device that publishes an over-limit temp_c over MQTT gets
 its fan command on its own command topic within milliseconds, whether the daemon reads
 the leaf's subjects or an MQTT broker; the decision is on record; /healthz and /metrics
 answer; decisions reach the hub, and a command from the hub reaches the device.
@@ -54,9 +54,9 @@ async def test_overheated_device_gets_its_fan_command(
 ) -> None:
     d = await daemon()
     pump = await mqtt_device("pump1", topology.leaf.mqtt_url)
-    pump.publish(1, temperature=60.0)
-    pump.publish(2, temperature=75.0)
-    pump.publish(3, temperature=76.0)  # the default rule debounces over two readings
+    pump.publish(1, temp_c=60.0)
+    pump.publish(2, temp_c=75.0)
+    pump.publish(3, temp_c=76.0)  # the default rule debounces over two readings
     cmd = await pump.next_command()
     assert (cmd.device, cmd.action, cmd.params, cmd.gw) == ("pump1", "fan", {"on": True}, "gw1")
 
@@ -75,8 +75,8 @@ async def test_health_and_metrics_endpoints(
     assert d.http_port
     pump = await mqtt_device("pump1", topology.leaf.mqtt_url)
     pump.publish_raw(b"\x93\x01")  # truncated msgpack
-    pump.publish(1, temperature=80.0)
-    pump.publish(2, temperature=80.0)
+    pump.publish(1, temp_c=80.0)
+    pump.publish(2, temp_c=80.0)
     await pump.next_command()
 
     status, body = await http_get(d.http_port, "/healthz")
@@ -102,8 +102,8 @@ async def test_mqtt_source_on_the_leaf_listener(
     config = edge_config(ingest={"source": "mqtt", "mqtt_url": topology.leaf.mqtt_url})
     await daemon(config)
     pump = await mqtt_device("pump1", topology.leaf.mqtt_url)
-    pump.publish(1, temperature=90.0)
-    pump.publish(2, temperature=90.0)
+    pump.publish(1, temp_c=90.0)
+    pump.publish(2, temp_c=90.0)
     assert (await pump.next_command()).action == "fan"
 
 
@@ -143,8 +143,8 @@ async def test_mqtt_source_on_mosquitto(
     d = EdgeDaemon(config, source=source)  # no NATS at all: uplink and downlink are off
     async with d:
         pump = await mqtt_device("pump1", mosquitto)
-        pump.publish(1, temperature=90.0)
-        pump.publish(2, temperature=90.0)
+        pump.publish(1, temp_c=90.0)
+        pump.publish(2, temp_c=90.0)
         assert (await pump.next_command()).action == "fan"
         assert d.health()["nats_connected"] is None
 
@@ -162,8 +162,8 @@ async def test_decisions_reach_the_hub_and_hub_commands_reach_the_device(
         fleet = await js.subscribe("fleet.gw1.dec.>", ordered_consumer=True)
         d = await daemon(edge_config(nats_url=topology.leaf.client_url, uplink=True, downlink=True))
         pump = await mqtt_device("pump1", topology.leaf.mqtt_url)
-        pump.publish(1, temperature=90.0)
-        pump.publish(2, temperature=90.0)
+        pump.publish(1, temp_c=90.0)
+        pump.publish(2, temp_c=90.0)
         cmd = await pump.next_command()
         msg = await fleet.next_msg(timeout=WAIT_S)
         decision = codec.decode(msg.data, Decision)
@@ -202,7 +202,7 @@ async def test_the_daemon_outlives_a_leaf_restart(
             while True:
                 seq += 1
                 reading = codec.encode(Reading(device="pump1", seq=seq, ts_ms=now_ms(),
-                                               metrics={"temperature": 95.0}))  # fmt: skip
+                                               metrics={"temp_c": 95.0}))  # fmt: skip
                 await nc.publish("baton.d.pump1.r", reading)
                 await asyncio.sleep(0.05)
 
@@ -216,3 +216,41 @@ async def test_the_daemon_outlives_a_leaf_restart(
         assert codec.decode(msg.data, Command).action == "fan"
     finally:
         await nc.close()
+
+
+async def test_pump_overheat_scenario_gets_its_fan_and_cools(
+    daemon: DaemonFactory, topology: LocalTopology
+) -> None:
+    from firmware_sim import Simulator
+
+    await daemon()  # the default rule: temp_c above 70, clear at 65, debounce 2
+    nc = await nats.connect(topology.leaf.client_url)
+    try:
+        commands = await nc.subscribe("baton.d.pump-0.cmd")
+        readings = await nc.subscribe("baton.d.pump-0.r")
+        # 3 simulated seconds per reading: the pump passes 70 °C in about 2 s of wall time.
+        async with Simulator(
+            topology.leaf.mqtt_url, "pump-overheat", rate=40, speed=120, duration=0
+        ) as sim:
+            runner = asyncio.create_task(sim.run(), name="sim-run")
+            try:
+                cmd = codec.decode((await commands.next_msg(timeout=30)).data, Command)
+                assert (cmd.action, cmd.params) == ("fan", {"on": True})
+                temps = await temperatures_until_cooled(readings, hot=70.0, cool=65.0)
+            finally:
+                sim.stop()
+                await runner
+        assert max(temps) > 70.0 and temps[-1] < 65.0
+        assert sim.state("pump-0").fan == 1.0
+    finally:
+        await nc.close()
+
+
+async def temperatures_until_cooled(sub: Any, *, hot: float, cool: float) -> list[float]:
+    """The pump's readings in order, until it was above `hot` and then below `cool`."""
+    temps: list[float] = []
+    async with timeout(30):
+        while not (temps and max(temps) > hot and temps[-1] < cool):
+            msg = await sub.next_msg(timeout=30)
+            temps.append(codec.decode(msg.data, Reading).metrics["temp_c"])
+    return temps

@@ -33,21 +33,21 @@ def reading(device: str, seq: int, **metrics: float) -> Reading:
 def packed(**fields: Any) -> bytes:
     base: dict[str, Any] = {
         "v": 1, "kind": "reading", "device": "pump1", "seq": 1, "ts_ms": now_ms(),
-        "metrics": {"temperature": 20.0},
+        "metrics": {"temp_c": 20.0},
     }  # fmt: skip
     base.update(fields)
     return msgpack.packb(base)  # type: ignore[no-any-return]
 
 
 BAD: dict[str, tuple[bytes, str]] = {
-    "truncated msgpack": (encode(reading("pump1", 1, temperature=20.0))[:-5], "malformed"),
+    "truncated msgpack": (encode(reading("pump1", 1, temp_c=20.0))[:-5], "malformed"),
     "garbage": (b"\xc1\xc1\xc1", "malformed"),
     "broken json": (b'{"v": 1, "kind": "reading", ', "malformed"),
-    "string number": (packed(metrics={"temperature": "41.2"}), "invalid"),
-    "bool number": (packed(metrics={"temperature": True}), "invalid"),
+    "string number": (packed(metrics={"temp_c": "41.2"}), "invalid"),
+    "bool number": (packed(metrics={"temp_c": True}), "invalid"),
     "missing seq": (packed(seq=None), "invalid"),
-    "nan": (packed(metrics={"temperature": math.nan}), "non_finite"),
-    "infinity": (packed(metrics={"temperature": math.inf}), "non_finite"),
+    "nan": (packed(metrics={"temp_c": math.nan}), "non_finite"),
+    "infinity": (packed(metrics={"temp_c": math.inf}), "non_finite"),
     "bad device id": (packed(device="pump 1/#"), "invalid"),
     "other device": (packed(device="pump2"), "device_mismatch"),
     "schema version": (packed(v=99), "schema_version"),
@@ -65,7 +65,7 @@ async def test_bad_payload_is_counted_quarantined_and_the_next_one_processed(
     daemon, parts = await memory_daemon()
     await parts.source.inject(TOPIC, payload)
     for seq in (2, 3):  # two hot readings: the default rule debounces over 2
-        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temperature=80.0)))
+        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temp_c=80.0)))
     await daemon.flush()
 
     stats = daemon.stats()
@@ -80,14 +80,14 @@ async def test_bad_payload_is_counted_quarantined_and_the_next_one_processed(
 async def test_json_readings_are_accepted(memory_daemon: Start) -> None:
     daemon, parts = await memory_daemon()
     for seq in (1, 2):
-        await parts.source.inject(TOPIC, encode_json(reading("pump1", seq, temperature=90.0)))
+        await parts.source.inject(TOPIC, encode_json(reading("pump1", seq, temp_c=90.0)))
     assert daemon.stats().readings_ok == 2 and len(parts.sink.sent) == 1
 
 
 async def test_a_hot_pump_gets_one_command_and_one_decision(memory_daemon: Start) -> None:
     daemon, parts = await memory_daemon()
     for seq, temp in enumerate([60.0, 75.0, 76.0, 77.0, 78.0]):
-        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temperature=temp)))
+        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temp_c=temp)))
     await daemon.flush()
 
     [sent] = parts.sink.sent
@@ -100,7 +100,7 @@ async def test_a_hot_pump_gets_one_command_and_one_decision(memory_daemon: Start
     assert (row["name"], row["source"], row["cmd_id"], row["reading_seq"]) == (
         "overheat", "rule", cmd.cmd_id, 2,
     )  # fmt: skip
-    assert json.loads(row["inputs"]) == {"temperature": 76.0} and row["latency_us"] > 0
+    assert json.loads(row["inputs"]) == {"temp_c": 76.0} and row["latency_us"] > 0
     [dec] = parts.uplink.of_kind("dec")
     decision = decode(dec.payload, Decision)
     assert dec.key == decision.decision_id == row["decision_id"]
@@ -117,7 +117,7 @@ async def test_mqtt_source_forwards_stamped_readings(
     memory_daemon: Start, edge_config: ConfigFactory
 ) -> None:
     _, parts = await memory_daemon(edge_config(http={"enabled": False}, ingest={"source": "mqtt"}))
-    await parts.source.inject("baton/d/pump1/r", encode(reading("pump1", 41, temperature=20.0)))
+    await parts.source.inject("baton/d/pump1/r", encode(reading("pump1", 41, temp_c=20.0)))
     await parts.source.inject("baton/d/pump1/r", b"junk")
     [sub] = parts.uplink.of_kind("r")
     forwarded = decode(sub.payload, Reading)
@@ -128,15 +128,15 @@ async def test_mqtt_source_forwards_stamped_readings(
 async def test_rollups_per_device_metric_and_minute(memory_daemon: Start) -> None:
     daemon, parts = await memory_daemon()
     for seq, temp in enumerate([10.0, 20.0, 30.0]):
-        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temperature=temp, rpm=5.0)))
+        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temp_c=temp, rpm=5.0)))
     await daemon.flush()
-    await parts.source.inject(TOPIC, encode(reading("pump1", 9, temperature=40.0)))
+    await parts.source.inject(TOPIC, encode(reading("pump1", 9, temp_c=40.0)))
     await daemon.flush()  # a second batch merges into the same minute's row
 
     rows = await daemon.store.call(EdgeStore.rollups, "pump1")
     by_metric = {r["metric"]: r for r in rows}
     if len(rows) > 2:  # the minute turned between the two batches
         pytest.skip("a minute boundary fell inside the test")
-    t = by_metric["temperature"]
+    t = by_metric["temp_c"]
     assert (t["min"], t["max"], t["mean"], t["count"]) == (10.0, 40.0, 25.0, 4)
     assert by_metric["rpm"]["count"] == 3
