@@ -254,3 +254,30 @@ async def temperatures_until_cooled(sub: Any, *, hot: float, cool: float) -> lis
             msg = await sub.next_msg(timeout=30)
             temps.append(codec.decode(msg.data, Reading).metrics["temp_c"])
     return temps
+
+
+async def test_bad_payloads_scenario_every_bad_one_quarantined_every_good_one_processed(
+    daemon: DaemonFactory, topology: LocalTopology
+) -> None:
+    from firmware_sim import Simulator
+
+    d = await daemon()
+    async with Simulator(topology.leaf.mqtt_url, "bad-payloads", seed=3) as sim:
+        summary = await sim.run()  # returns once the leaf acked every publish (QoS 1)
+    expected = {"truncated": "malformed", "wrong_types": "invalid", "oversized": "too_large"}
+    want: dict[str, int] = {}
+    for kind, count in summary.malformed.items():
+        want[expected[kind]] = want.get(expected[kind], 0) + count
+    assert want and summary.acked == summary.sent
+
+    async def all_handled() -> bool:
+        s = d.stats()
+        return s.readings_ok == summary.sent and s.quarantined_total == sum(want.values())
+
+    await poll_until(all_handled, timeout_s=WAIT_S)
+    assert d.stats().quarantined == want
+    await d.flush()
+    rows = await d.store.call(EdgeStore.quarantine, 1000)
+    assert sorted(r["reason"] for r in rows) == sorted(
+        reason for reason, n in want.items() for _ in range(n)
+    )
