@@ -2,7 +2,7 @@
 
 One round::
 
-    fetch ≤ batch            durable pull consumer, leaf domain edge-<gw>
+    take ≤ batch             durable pull consumer, leaf domain edge-<gw> (puller.py)
     route each               hub subject + Nats-Msg-Id (routing.py); a payload that
                              does not decode is acked here and counted dropped_invalid
     publish pipelined        to the hub domain, across the leaf node link
@@ -34,7 +34,6 @@ import logging
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -42,6 +41,7 @@ from edge.uplink import routing
 from edge.uplink.backoff import Backoff
 from edge.uplink.config import UplinkConfig
 from edge.uplink.pipeline import Outgoing, Publisher
+from edge.uplink.puller import Puller
 from edge.uplink.stats import UplinkCounters
 from shared import subjects
 from shared.errors import DecodeError
@@ -50,16 +50,19 @@ from shared.hlc import HybridLogicalClock
 log = logging.getLogger(__name__)
 
 DURABLE = "forwarder"
-# A fetch lingers this long for a first message when the stream is empty. It is also
-# the worst added latency of a lone reading: nats-py waits out the expiry for the rest
-# of a batch once the first message of a lingering pull has arrived.
-FETCH_WAIT_S = 0.25
-# The held batch is never redelivered while we hold it (we do not fetch); AckWait only
-# matters if a late ack races a redelivery, so held messages get +WPI well before it.
+# How long one wait for a delivery lasts before the loop looks around again; a reading
+# is forwarded as soon as it is delivered, whatever this is.
+TAKE_WAIT_S = 1.0
+# Held and prefetched messages get +WPI (in progress) well before AckWait runs out,
+# so an outage of any length does not turn into redeliveries behind newer messages.
 ACK_WAIT_S = 60.0
 PROGRESS_EVERY_S = ACK_WAIT_S / 3
 
 Held = list[tuple[Msg, Outgoing]]
+
+
+class LostDelivery(NatsError):
+    """Messages the leaf still stores were skipped by the deliveries we got."""
 
 
 class Forwarder:
@@ -78,13 +81,15 @@ class Forwarder:
         self._cfg = cfg
         self._counters = counters
         self._clock = clock
+        self._nc = nc
         self._leaf = nc.jetstream(domain=subjects.gateway_domain(gateway))
         # Publishes to `fleet.>` need no domain: no stream on the leaf takes them, so
         # they cross the leaf node link to the hub's FLEET stream, PubAck and all.
         self._publisher = publisher
         self._backoff = Backoff(cfg.retry_backoff_max_s)
         self._careful = True  # the hub's state is unknown: first send probes it
-        self._last_seq = 0
+        self._last_seq = 0  # the last stream sequence routed
+        self._acked_through = 0  # everything up to it is at the hub and acked here
         self._held_since = 0.0
         self._stalled = False
 
@@ -92,19 +97,19 @@ class Forwarder:
         """Forward until cancelled; a leaf error rebinds the consumer after a backoff."""
         while True:
             try:
-                sub = await self._bind()
+                puller = await self._bind()
             except (NatsError, asyncio.TimeoutError) as exc:
                 await self._leaf_error("binding the forwarder consumer", exc)
                 continue
             try:
-                await self._pump(sub)
+                await self._pump(puller)
             except (NatsError, asyncio.TimeoutError) as exc:
                 await self._leaf_error("forwarding", exc)
             finally:
                 with contextlib.suppress(NatsError):
-                    await sub.unsubscribe()
+                    await puller.stop()
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
+    async def _bind(self) -> Puller:
         with contextlib.suppress(NotFoundError):
             await self._leaf.delete_consumer(subjects.UPLINK_STREAM, DURABLE)
         config = ConsumerConfig(
@@ -113,28 +118,31 @@ class Forwarder:
             ack_policy=AckPolicy.EXPLICIT,  # required by a work-queue stream
             ack_wait=ACK_WAIT_S,
             deliver_policy=DeliverPolicy.ALL,
-            max_ack_pending=self._cfg.batch,
+            # One batch at the hub, two on their way here: what the puller asks for.
+            max_ack_pending=3 * self._cfg.batch,
         )
         await self._leaf.add_consumer(subjects.UPLINK_STREAM, config=config)
-        self._last_seq = 0
-        return await self._leaf.pull_subscribe_bind(DURABLE, stream=subjects.UPLINK_STREAM)
+        self._last_seq = self._acked_through = 0
+        api = f"$JS.{subjects.gateway_domain(self._gateway)}.API"
+        puller = Puller(self._nc, api, subjects.UPLINK_STREAM, DURABLE, self._cfg.batch)
+        await puller.start()
+        return puller
 
-    async def _pump(self, sub: JetStreamContext.PullSubscription) -> None:
+    async def _pump(self, puller: Puller) -> None:
         while True:
-            try:
-                msgs = await sub.fetch(self._cfg.batch, timeout=FETCH_WAIT_S)
-            except asyncio.TimeoutError:  # nothing to forward (nats-py's is a subclass)
-                continue
-            held = await self._route(msgs)
+            held = await self._route(await puller.take(self._cfg.batch, TAKE_WAIT_S))
             while held:
-                held = await self._forward(held)
+                held = await self._forward(held, puller)
 
     async def _route(self, msgs: list[Msg]) -> Held:
         """Route a fetched batch; ack and count what must not reach the hub."""
         held: Held = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
-            self._count_gap(seq)
+            if seq <= self._last_seq:
+                await self._redelivered(msg, seq)
+                continue
+            await self._check_gap(seq)
             try:
                 out = routing.route(
                     msg.subject,
@@ -152,29 +160,51 @@ class Forwarder:
             held.append((msg, out))
         return held
 
-    def _count_gap(self, seq: int) -> None:
-        # One consumer sees every stored message in stream order, and only it acks them:
-        # a jump in the stream sequence is messages the leaf discarded unforwarded.
-        if self._last_seq and seq > self._last_seq + 1:
-            lost = seq - self._last_seq - 1
-            self._counters.dropped_full += lost
-            log.warning("leaf store dropped %d unforwarded message(s) (full or expired)", lost)
-        self._last_seq = max(self._last_seq, seq)
+    async def _redelivered(self, msg: Msg, seq: int) -> None:
+        # A second copy of a message we have (AckWait ran out while it was held, or its
+        # ack was lost). Every sequence up to `_last_seq` was seen or is gone from the
+        # stream (_check_gap), so up to `_acked_through` it is at the hub already.
+        if seq <= self._acked_through:
+            await msg.ack()
+        # Else the held copy is acked when the hub has it.
+
+    async def _check_gap(self, seq: int) -> None:
+        """Count a jump in the stream sequence as discarded messages, if they are gone.
+
+        One consumer sees every stored message in stream order, so a jump is either the
+        leaf discarding unforwarded messages (limits, drop_oldest) or deliveries lost
+        with a connection. The stream tells which; for a loss, `LostDelivery` makes
+        `run()` re-create the consumer, which redelivers them, in order, first.
+        """
+        first, last = self._last_seq + 1, seq - 1
+        if not self._last_seq or first > last:
+            self._last_seq = seq
+            return
+        for probe in (first, last):
+            with contextlib.suppress(NotFoundError):
+                await self._leaf.get_msg(subjects.UPLINK_STREAM, probe)
+                raise LostDelivery(f"stream sequence {probe} was never delivered")
+        lost = last - first + 1
+        self._counters.dropped_full += lost
+        log.warning("leaf store dropped %d unforwarded message(s) (full or expired)", lost)
+        self._last_seq = seq
 
     @property
     def stalled(self) -> bool:
         """Holding messages the hub did not take on the last attempt."""
         return self._stalled
 
-    async def _forward(self, held: Held) -> Held:
+    async def _forward(self, held: Held, puller: Puller) -> Held:
         """One attempt: ack what the hub stored, return the rest (after a backoff)."""
         stored = await self._send(held)
         for msg, _ in held[:stored]:
             await msg.ack()
+        if stored:
+            self._acked_through = held[stored - 1][0].metadata.sequence.stream
         self._counters.forwarded += stored
         rest = held[stored:]
         if rest:
-            await self._stall(rest)
+            await self._stall([msg for msg, _ in rest] + puller.buffered)
         else:
             self._backoff.reset()
         return rest
@@ -214,13 +244,13 @@ class Forwarder:
         )
         self._counters.hub_connected = False
 
-    async def _stall(self, held: Held) -> None:
+    async def _stall(self, unacked: list[Msg]) -> None:
         now = asyncio.get_running_loop().time()
         if self._backoff.failures == 0:
             self._held_since = now
         elif now - self._held_since > PROGRESS_EVERY_S:
             self._held_since = now
-            for msg, _ in held:
+            for msg in unacked:  # +WPI: restart their AckWait (ADR-15)
                 await msg.in_progress()
         await self._backoff.wait()
 

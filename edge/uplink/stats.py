@@ -16,7 +16,9 @@ class UplinkStats:
     submitted: int = 0
     """Items given to `submit()`."""
     forwarded: int = 0
-    """Messages the hub stored (PubAck) and the leaf then released."""
+    """Messages acked at the leaf after the hub's PubAck (a re-send counts again)."""
+    duplicates: int = 0
+    """Re-sends the hub (or the leaf, for submits) had stored already: absorbed."""
     backlog_msgs: int = 0
     backlog_bytes: int = 0
     hub_connected: bool = False
@@ -43,6 +45,7 @@ class UplinkCounters:
         "backlog_msgs",
         "dropped_full",
         "dropped_invalid",
+        "duplicates",
         "errors",
         "forwarded",
         "hub_connected",
@@ -53,6 +56,7 @@ class UplinkCounters:
     def __init__(self) -> None:
         self.submitted = 0
         self.forwarded = 0
+        self.duplicates = 0
         self.backlog_msgs = 0
         self.backlog_bytes = 0
         self.hub_connected = False
@@ -65,6 +69,7 @@ class UplinkCounters:
         return UplinkStats(
             submitted=self.submitted,
             forwarded=self.forwarded,
+            duplicates=self.duplicates,
             backlog_msgs=self.backlog_msgs,
             backlog_bytes=self.backlog_bytes,
             hub_connected=self.hub_connected,

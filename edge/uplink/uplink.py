@@ -129,6 +129,7 @@ class Uplink:
         await self._submitter.flush()
 
     def stats(self) -> UplinkStats:
+        self._counters.duplicates = self._publisher.duplicates
         return self._counters.snapshot()
 
     async def backlog(self) -> tuple[int, int]:

@@ -211,7 +211,7 @@ async def test_mqtt_readings_reach_the_hub_once_and_in_order(
         )
         await wait_fleet(hub, "r", 480)
         msgs = await fleet_messages(hub, "r")
-        await eventually(lambda: uplink.stats().forwarded == 480, "480 forwarded")
+        await eventually(lambda: uplink.stats().forwarded >= 480, "480 forwarded")
     assert per_device(msgs) == sent
     first = msgs[0]
     assert first.headers is not None
@@ -246,7 +246,7 @@ async def test_hub_outage_under_load_loses_and_doubles_nothing(
             stop.set()
         total = producer.count
         await wait_fleet(hub, "r", total)
-        await eventually(lambda: uplink.stats().forwarded == total, f"{total} forwarded")
+        await eventually(lambda: uplink.stats().forwarded >= total, f"{total} forwarded")
         await drained(uplink)
         assert uplink.stats().hub_connected
     assert per_device(await fleet_messages(hub, "r")) == producer.acked
@@ -256,7 +256,7 @@ async def test_hub_outage_under_load_loses_and_doubles_nothing(
 
 
 async def test_forwarder_killed_mid_drain_resends_without_loss_or_duplicates(
-    leaf: Client, hub: JetStreamContext
+    topology: LocalTopology, leaf: Client, hub: JetStreamContext
 ) -> None:
     sent = await publish_backlog(leaf, 300)
     # What a forwarder killed between the hub's PubAck and its local ack leaves behind:
@@ -267,14 +267,46 @@ async def test_forwarder_killed_mid_drain_resends_without_loss_or_duplicates(
             await hub.publish(
                 subjects.fleet(GW, "r", d), reading(d, s), headers={routing.MSG_ID: msg_id}
             )
-    first = Uplink(leaf, GW, FAST)
-    await first.start()
-    await wait_fleet(hub, "r", 400)
-    await first.aclose()  # abruptly: no flush, a fetched batch may be half-way
+    # Watch the hub's FLEET subjects: the signal to kill the forwarder mid-drain.
+    watcher = await nats.connect(topology.hub.client_url)
+    halfway, seen = asyncio.Event(), 0
+
+    async def count(_msg: Msg) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 400:
+            halfway.set()
+
+    await watcher.subscribe(f"fleet.{GW}.r.*", cb=count)
+    await watcher.flush()
+    try:
+        first = Uplink(leaf, GW, FAST)
+        await first.start()
+        async with timeout(DEADLINE_S):
+            await halfway.wait()
+        await first.aclose()  # abruptly: no flush, batches half-way to the hub
+    finally:
+        await watcher.close()
+    assert first.stats().duplicates >= 40  # the hub's dedupe absorbed the pre-sent ones
     assert await fleet_count(hub, "r") < 1200, "the first forwarder drained it all"
     async with Uplink(leaf, GW, FAST) as second:
         await wait_fleet(hub, "r", 1200)
         await eventually(lambda: second.stats().forwarded > 0, "second forwarder active")
+    assert per_device(await fleet_messages(hub, "r")) == sent
+
+
+async def test_leaf_restart_mid_drain_loses_and_doubles_nothing(
+    topology: LocalTopology, leaf: Client, hub: JetStreamContext
+) -> None:
+    sent = await publish_backlog(leaf, 150)
+    async with Uplink(leaf, GW, FAST) as uplink:
+        await wait_fleet(hub, "r", 100)
+        # systemd restarting the gateway's nats-server: the daemon's connection
+        # reconnects by itself, and the open pulls died with the server.
+        await topology.leaf.restart()
+        await topology.wait_linked()
+        await wait_fleet(hub, "r", 600)
+        await drained(uplink)
     assert per_device(await fleet_messages(hub, "r")) == sent
 
 
@@ -334,8 +366,10 @@ async def test_full_store_drop_oldest_keeps_the_newest_and_counts_the_loss(
         await wait_fleet(hub, "r", len(kept))
         await drained(uplink)
         got = per_device(await fleet_messages(hub, "r"))["d0"]
-        held = len(got) - len(kept)  # fetched by the forwarder before the oldest went
-        assert 0 <= held <= cfg.batch
+        # What the forwarder had been delivered before the oldest went (one batch held
+        # for the hub, two more asked for ahead) is forwarded too.
+        held = len(got) - len(kept)
+        assert 0 <= held <= 3 * cfg.batch
         assert got == list(range(held)) + kept
         assert uplink.stats().dropped_full == 100 - len(got)
 

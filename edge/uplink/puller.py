@@ -1,0 +1,147 @@
+"""A continuous pull from a JetStream consumer, its deliveries taken by callback.
+
+nats-py's `fetch()` awaits each message through a new task (`next_msg` wraps a queue
+get in `create_task` + `wait_for`): at the forwarder's rates that was a third of its
+CPU. This keeps pull requests open instead, the way the "consume" of the simplified
+JetStream API does (ADR-37): up to two batches are asked for ahead, so the next batch
+arrives while the current one is at the hub, and delivered messages land in a deque.
+
+Bookkeeping, per ADR-37/ADR-13: every delivered message uses one unit of the credit
+asked for; a pull that ends (408 expired, 409 refused) reports what it still had in
+`Nats-Pending-Messages`, which is given back.
+
+`take()` raises `StalePull` when the connection was re-established since `start()`,
+when the server answered a pull with 503 (its JetStream went away) or a 409 other than
+a request limit ("Server Shutdown", "Leadership Change"), or when an open pull went
+silent (no message, no idle heartbeat) for `STALE_S`. Deliveries and acks may have been
+lost with the connection: the forwarder then re-creates its consumer, which redelivers
+what was not acked at once and in order, instead of after AckWait behind newer messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+from nats.js.errors import NotFoundError
+
+from shared.compat import timeout
+
+# A pull request lives this long, then the server ends it (408) and we ask again.
+EXPIRES_S = 5.0
+# The server sends a `100 Idle Heartbeat` this often on an open pull with nothing to send.
+HEARTBEAT_S = 1.0
+STALE_S = 3 * HEARTBEAT_S
+_NS = 1_000_000_000
+_STATUS = "Status"
+_PENDING = "Nats-Pending-Messages"
+_GONE = ("Consumer Deleted", "Consumer is push based")
+# 409s that end one request for breaking a limit ("Exceeded MaxWaiting", ...).
+_LIMITS = ("Exceeded", "Message Size Exceeds")
+
+
+class StalePull(NatsError):
+    """The open pull went silent: the leaf restarted or the connection dropped."""
+
+
+class Puller:
+    """Pulls from `consumer` on `stream`; `api` is the JetStream API prefix of its domain."""
+
+    def __init__(self, nc: Client, api: str, stream: str, consumer: str, batch: int) -> None:
+        self._nc = nc
+        self._next_subject = f"{api}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._batch = batch
+        self._inbox = nc.new_inbox()
+        self._buffer: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._requested = 0
+        self._heard = 0.0
+        self._error: Exception | None = None
+        self._reconnects = 0
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        self._reconnects = self._nc.stats["reconnects"]
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+
+    async def stop(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None and not self._nc.is_closed:
+            await sub.unsubscribe()
+
+    @property
+    def buffered(self) -> list[Msg]:
+        """Delivered, not yet taken (unacked: they count against AckWait too)."""
+        return list(self._buffer)
+
+    async def take(self, limit: int, wait_s: float) -> list[Msg]:
+        """Up to `limit` delivered messages in stream order; waits up to `wait_s` for one.
+
+        Raises `NotFoundError` once the server said the consumer is gone, `StalePull`
+        when the pull went silent or the server went away.
+        """
+        await self._ask()
+        if not self._buffer:
+            self._arrived.clear()
+            try:
+                async with timeout(wait_s):
+                    await self._arrived.wait()
+            except asyncio.TimeoutError:
+                pass
+        if self._error is not None:
+            raise self._error
+        taken = [self._buffer.popleft() for _ in range(min(limit, len(self._buffer)))]
+        await self._ask()  # the next batch travels while this one is forwarded
+        return taken
+
+    async def _ask(self) -> None:
+        if self._nc.stats["reconnects"] != self._reconnects:
+            raise StalePull("the connection to the leaf was re-established")
+        now = asyncio.get_running_loop().time()
+        if self._requested and now - self._heard > STALE_S:
+            raise StalePull(f"no delivery or heartbeat for {now - self._heard:.1f}s")
+        want = 2 * self._batch - self._requested - len(self._buffer)
+        if want < self._batch and self._requested:
+            return
+        if want <= 0:
+            return
+        request = {
+            "batch": want,
+            "expires": int(EXPIRES_S * _NS),
+            "idle_heartbeat": int(HEARTBEAT_S * _NS),
+        }
+        await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=self._inbox)
+        self._requested += want
+        self._heard = now
+
+    async def _on_msg(self, msg: Msg) -> None:
+        self._heard = asyncio.get_running_loop().time()
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None:
+            self._buffer.append(msg)
+            self._requested -= 1
+        elif status == "100":
+            return  # idle heartbeat: the pull is alive
+        else:
+            self._ended(status, msg.headers or {})
+        self._arrived.set()
+
+    def _ended(self, status: str, headers: dict[str, str]) -> None:
+        """A pull request is over: 404/408 (nothing left, expired) or 409 (refused)."""
+        pending = headers.get(_PENDING)
+        self._requested = max(0, self._requested - int(pending)) if pending else 0
+        description = headers.get("Description", "")
+        if status == "503":  # no responders: the server's JetStream is gone for now
+            self._error = StalePull("JetStream unavailable")
+            return
+        if status != "409" or description.startswith(_LIMITS):
+            return  # only this request is over
+        if any(gone in description for gone in _GONE):
+            self._error = NotFoundError(code=409, description=description)
+        else:  # "Server Shutdown", "Leadership Change": deliveries and acks may be lost
+            self._error = StalePull(description)
