@@ -112,6 +112,7 @@ def _redacted(config: EdgeConfig) -> dict[str, Any]:
 
 async def _serve(config: EdgeConfig, config_path: Path | None) -> int:
     from edge.daemon import EdgeDaemon
+    from edge.ops import systemd
 
     loop = asyncio.get_running_loop()
     stop, hup = asyncio.Event(), asyncio.Event()
@@ -120,7 +121,10 @@ async def _serve(config: EdgeConfig, config_path: Path | None) -> int:
     loop.add_signal_handler(signal.SIGHUP, hup.set)
     try:
         async with EdgeDaemon(config, config_path=config_path) as daemon:
-            return await _until_stopped(daemon, stop, hup)
+            systemd.notify(f"READY=1\nSTATUS=serving gateway {config.gateway}")
+            code = await _until_stopped(daemon, stop, hup)
+            systemd.notify("STOPPING=1")
+            return code
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
@@ -128,10 +132,15 @@ async def _serve(config: EdgeConfig, config_path: Path | None) -> int:
 
 async def _until_stopped(daemon: EdgeDaemon, stop: asyncio.Event, hup: asyncio.Event) -> int:
     """0 after SIGTERM/SIGINT; 1 if a background task of the daemon failed."""
+    from edge.ops import systemd
+
     failed = asyncio.create_task(daemon.wait(), name="edge-watch")
     stopped = asyncio.create_task(stop.wait(), name="edge-stop")
     reloads = asyncio.create_task(_reload_on_hup(daemon, hup), name="edge-sighup")
     tasks = {failed, stopped, reloads}
+    interval = systemd.watchdog_interval_s()
+    if interval is not None:
+        tasks.add(asyncio.create_task(systemd.keep_alive(interval), name="edge-watchdog"))
     try:
         await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:

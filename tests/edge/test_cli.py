@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,11 +84,12 @@ class Daemon:
                     return doc
 
 
-async def start(config: Path) -> Daemon:
+async def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "shared.cli.main", "edge", "run",
         "--config", str(config), "--log-format", "json",
         stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     return Daemon(proc)
 
@@ -152,3 +155,35 @@ async def test_run_without_a_leaf_fails_with_one_line(tmp_path: Path) -> None:
         code = await daemon.proc.wait()
     assert code == 2
     assert b"error: cannot connect to the leaf" in err
+
+
+async def test_run_speaks_the_systemd_notify_protocol(
+    topology: LocalTopology, tmp_path: Path
+) -> None:
+    config = tmp_path / "edge.toml"
+    write_config(config, topology.leaf.client_url, 70)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify"))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def next_state() -> str:
+            async with timeout(WAIT_S):
+                return (await loop.sock_recv(sock, 4096)).decode()
+
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000"}
+        daemon = await start(config, env)
+        try:
+            assert (await next_state()).startswith("READY=1")
+            assert await next_state() == "WATCHDOG=1"
+            assert await next_state() == "WATCHDOG=1"  # every 50 ms, from the event loop
+            daemon.proc.send_signal(signal.SIGTERM)
+            while (state := await next_state()) == "WATCHDOG=1":
+                pass
+            assert state == "STOPPING=1"
+            async with timeout(WAIT_S):
+                assert await daemon.proc.wait() == 0
+        finally:
+            if daemon.proc.returncode is None:
+                daemon.proc.kill()
+                await daemon.proc.wait()
