@@ -116,6 +116,7 @@ class Link:
         self._drained: asyncio.Future[None] | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._write_soon = False
+        self._dialing: asyncio.Future[Any] | None = None  # a connect running in a thread
         self.client = self._make_client()
         for device in devices:
             device.sender = self
@@ -242,6 +243,8 @@ class Link:
         props: Properties | None,
     ) -> None:
         waiter = self._connack
+        if self.state in (State.CLOSING, State.CLOSED):
+            return  # a connect that finished while we were closing: aclose hangs it up
         if rc.is_failure:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(BrokerUnreachable(*self.broker.address, f"refused: {rc}"))
@@ -309,9 +312,10 @@ class Link:
     async def _connect(self, call: Callable[[], Any]) -> None:
         self.state = State.CONNECTING
         self._connack = self._loop.create_future()
+        # The TCP connect blocks (up to paho's connect_timeout): keep it off the loop.
+        self._dialing = self._loop.run_in_executor(None, call)
         try:
-            # The TCP connect blocks (up to paho's connect_timeout): keep it off the loop.
-            await self._loop.run_in_executor(None, call)
+            await self._dialing
         except OSError as exc:
             self.state = State.DOWN
             raise BrokerUnreachable(*self.broker.address, exc.strerror or str(exc)) from exc
@@ -393,6 +397,10 @@ class Link:
             self._reconnect.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect
+        if self._dialing is not None:
+            # Cancelling the await does not stop the thread: let it finish, then the
+            # socket it may have opened is closed below instead of leaking.
+            await asyncio.wait([self._dialing])
         if was_up:
             for device in self.devices:
                 self.client.publish(mqtt_status(device.id), OFFLINE, qos=1, retain=True)
@@ -403,6 +411,7 @@ class Link:
         """DISCONNECT, then wait for paho to close the socket once it is written."""
         if self.client.socket() is None:
             return
+        self._gone.clear()  # set again when paho closes the socket it has now
         self.client.disconnect()
         try:
             async with timeout(CLOSE_TIMEOUT_S):

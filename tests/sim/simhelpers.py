@@ -1,20 +1,81 @@
-"""An MQTT probe for the simulator tests: a paho subscriber feeding an asyncio queue."""
+"""Helpers for the simulator tests: a mosquitto runner and an MQTT probe (a paho
+subscriber feeding an asyncio queue)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import queue
+import shutil
+import subprocess
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 from firmware_sim.broker import BrokerUrl
 from paho.mqtt.client import Client, MQTTMessage, MQTTv311
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shared.compat import timeout
+from shared.natsrun import free_port
 
 WAIT_S = 15.0  # generous: the test machine may be busy; a pass never waits this long
+MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+READY_TIMEOUT_S = 10.0
+
+
+def _drain(stream: Any, lines: queue.Queue[str | None]) -> None:
+    """Read the broker's log until it exits, so its pipe can never fill and block it."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)  # end of file: the broker exited
+
+
+@contextlib.contextmanager
+def run_mosquitto(folder: Path, extra: str = "", port: int | None = None) -> Iterator[str]:
+    """A mosquitto broker on a free port, ready when its log says it is running."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto; CI installs it)")
+    port = port or free_port()
+    conf = folder / "mosquitto.conf"
+    # As root, mosquitto drops to user `mosquitto`, who cannot read pytest's private tmp dirs.
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"listener {port} 127.0.0.1\npersistence false\n{user}"
+        "log_dest stderr\nlog_type error\nlog_type warning\nlog_type information\n"
+        + (extra or "allow_anonymous true\n")
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    with subprocess.Popen(
+        [MOSQUITTO, "-c", str(conf)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    ) as proc:
+        reader = threading.Thread(target=_drain, args=(proc.stderr, lines), daemon=True)
+        reader.start()
+        try:
+            _wait_running(lines)
+            yield f"mqtt://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            reader.join(timeout=10)
+
+
+def _wait_running(lines: queue.Queue[str | None]) -> None:
+    seen: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=READY_TIMEOUT_S)
+        except queue.Empty:
+            line = None
+        if line is None:
+            pytest.fail("mosquitto did not start:\n" + "".join(seen))
+        if " running" in line:
+            return
+        seen.append(line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import ProbeFactory
 from firmware_sim import Simulator
-from simprobe import WAIT_S, Probe
+from simhelpers import WAIT_S, Probe, ProbeFactory, run_mosquitto
 
 from shared.codec import decode, encode
 from shared.compat import timeout
 from shared.errors import DecodeError
 from shared.messages import Command, CommandAck, Reading, now_ms
-from shared.subjects import MQTT_READINGS_ALL, mqtt_ack, mqtt_command, mqtt_reading
+from shared.natsrun import free_port
+from shared.subjects import MQTT_READINGS_ALL, mqtt_ack, mqtt_command, mqtt_reading, mqtt_status
 
 
 async def readings(probe: Probe, count: int) -> list[Reading]:
@@ -184,3 +184,29 @@ async def test_load_mode_shares_connections_among_devices(
     assert summary.acked == summary.sent
     got = await readings(listener, summary.sent)
     assert {r.device for r in got} == set(sim.devices)
+
+
+async def test_devices_reconnect_when_the_broker_comes_back(
+    tmp_path: Path, probe: ProbeFactory
+) -> None:
+    port = free_port()
+    with run_mosquitto(tmp_path, port=port) as url:
+        sim = Simulator(url, "fleet", devices=3, rate=20, duration=0, qos=1)
+        await sim.__aenter__()
+        runner = asyncio.create_task(sim.run(), name="sim-run")
+    # The broker is gone: devices buffer and retry with backoff until it is back.
+    try:
+        with run_mosquitto(tmp_path, port=port) as url:
+            listener = await probe(url, *(mqtt_status(d) for d in sim.devices))
+            online = {(await listener.next()).topic for _ in sim.devices}
+            assert online == {mqtt_status(d) for d in sim.devices}
+            sim.stop()
+            summary = await runner
+            await sim.aclose()
+    finally:
+        await sim.aclose()
+    assert summary.reconnects == 3
+    assert (
+        summary.sent + summary.dropped_buffer + summary.dropped_fault - summary.duplicates
+        == summary.readings
+    )

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simprobe import Probe, ProbeFactory
+from simhelpers import Probe, ProbeFactory
 
 from shared.natsrun import free_port
 from shared.subjects import mqtt_status

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_mosquitto
 from firmware_sim import BrokerUnreachable, Simulator
+from simhelpers import run_mosquitto
 
 from shared.creds import CredStore
 
