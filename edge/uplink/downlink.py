@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -37,12 +39,14 @@ from edge.uplink.dispatch import Dispatcher, DownlinkHandler, Refused
 from edge.uplink.report import KIND, DownlinkReport, EventSink
 from edge.uplink.stats import DownlinkCounters, DownlinkStats
 from shared import subjects
-from shared.messages import ModelUpdate, RulesUpdate
+from shared.messages import Message, ModelUpdate, RulesUpdate
 
 log = logging.getLogger(__name__)
 
-BATCH = 16
 # A pull waits this long across the link before it is renewed; also the idle cost.
+# One message per pull: nats-py returns a one-message fetch as soon as it arrives (a
+# batch fetch waits out its expiry for the rest), and nothing sits unacked in a buffer
+# while the handler is busy with the message before it.
 FETCH_WAIT_S = 1.0
 # When idle this long, ask the hub for the consumer: the only way to notice it vanished
 # or the hub is away (an expired pull looks the same as an empty one).
@@ -153,7 +157,7 @@ class Downlink:
         checked = loop.time()
         while True:
             try:
-                msgs = await sub.fetch(BATCH, timeout=FETCH_WAIT_S)
+                msgs = await sub.fetch(1, timeout=FETCH_WAIT_S)
             except asyncio.TimeoutError:
                 msgs = []
             for msg in msgs:
@@ -175,7 +179,7 @@ class Downlink:
     async def _handle(self, msg: Msg) -> None:
         self._counters.received += 1
         try:
-            message = await self._dispatcher.dispatch(msg.subject, msg.data)
+            message = await self._in_progress(msg, self._dispatcher.dispatch(msg.subject, msg.data))
         except Refused as refused:
             await self._refuse(msg, refused.reason, refused.version)
             await msg.ack()
@@ -186,6 +190,22 @@ class Downlink:
             self._counters.applied += 1
             if isinstance(message, (RulesUpdate, ModelUpdate)):
                 await self._report(msg, message.version, reason=None)
+
+    async def _in_progress(self, msg: Msg, handling: Coroutine[Any, Any, Message]) -> Message:
+        """Await the handler, telling the hub it is in progress (+WPI, ADR-15) every
+        third of AckWait, so a slow one (a model download) is not redelivered meanwhile."""
+        task = asyncio.create_task(handling, name=f"downlink-{self._gateway}-handler")
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self._cfg.ack_wait_s / 3)
+                if not task.done():
+                    await msg.in_progress()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return task.result()
 
     async def _failed(self, msg: Msg, exc: Exception) -> None:
         delivered = msg.metadata.num_delivered

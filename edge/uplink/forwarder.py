@@ -92,6 +92,8 @@ class Forwarder:
         self._acked_through = 0  # everything up to it is at the hub and acked here
         self._held_since = 0.0
         self._stalled = False
+        self.last_stored = float("-inf")
+        """Loop time of the last batch the hub stored entirely."""
 
     async def run(self) -> None:
         """Forward until cancelled; a leaf error rebinds the consumer after a backoff."""
@@ -229,6 +231,7 @@ class Forwarder:
         else:
             self._stalled = False
             self._counters.hub_connected = True
+            self.last_stored = asyncio.get_running_loop().time()
         return first + stored
 
     def _hub_failed(self, err: BaseException | None, out: Outgoing) -> None:
