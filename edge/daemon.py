@@ -109,6 +109,7 @@ class EdgeDaemon:
         self._writer: AuditWriter | None = None
         self._actuator: Actuator | None = None
         self._twin: TwinKeeper | None = None
+        self._pipeline: Pipeline | None = None
         self._http: OpsServer | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -238,7 +239,7 @@ class EdgeDaemon:
         self._stack.push_async_callback(downlink.aclose)
 
     async def _start_ingest(self) -> None:
-        assert self._source is not None
+        assert self._source is not None and self._pipeline is not None
         source = self._source
         await source.start(self._pipeline.handle)
         self._stack.push_async_callback(source.stop)

@@ -134,4 +134,13 @@ class Pipeline:
         self._metrics.readings["quarantined"] += 1
         self._metrics.quarantined[exc.reason] += 1
         self._writer.quarantine(QuarantineEntry(topic, data, exc.reason, exc.detail, now_ms()))
-        log.debug("quarantined from %s: %s", topic, exc, extra={"reason": exc.reason})
+        # The first of each reason is news to an operator; a flood of them is a counter.
+        first = self._metrics.quarantined[exc.reason] == 1
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "quarantined a payload from %s: %s%s",
+            topic,
+            exc,
+            " (first of its kind; see the quarantine table and counter)" if first else "",
+            extra={"reason": exc.reason, "topic": topic},
+        )
