@@ -12,6 +12,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from pydantic import JsonValue
 
 from edge.errors import RuleError
 from edge.uplink import Downlink, DownlinkConfig, Uplink, UplinkConfig
@@ -33,7 +34,9 @@ GW = "gw1"
 FAST_UP = UplinkConfig(batch=64, hub_ack_timeout_s=1.0, retry_backoff_max_s=0.3)
 FAST_DOWN = DownlinkConfig(retry_backoff_max_s=0.3, model_fetch_timeout_s=10.0)
 WAIT_S = 30.0
-RULES = [{"name": "overheat", "metric": "temperature", "above": 70.0, "action": "fan"}]
+RULES: list[dict[str, JsonValue]] = [
+    {"name": "overheat", "metric": "temperature", "above": 70.0, "action": "fan"}
+]
 
 Call = tuple[str, Message, bytes | None]
 
@@ -116,7 +119,9 @@ async def test_hub_messages_reach_the_handler_and_bad_updates_are_refused_and_re
     desired = DesiredState(device="d1", gw=GW, version=3, state={"setpoint": 21.5})
     bad_rules = RulesUpdate(gw=GW, version="2", sha256="0" * 64, rules=RULES)
     good_rules = RulesUpdate(gw=GW, version="3", sha256=rules_digest(RULES), rules=RULES)
-    refused_rules = [{"name": "refuse-me", "metric": "nope", "above": 1.0, "action": "fan"}]
+    refused_rules: list[dict[str, JsonValue]] = [
+        {"name": "refuse-me", "metric": "nope", "above": 1.0, "action": "fan"}
+    ]
     handler_refused = RulesUpdate(
         gw=GW, version="4", sha256=rules_digest(refused_rules), rules=refused_rules
     )

@@ -11,6 +11,7 @@ import asyncio
 import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import nats
@@ -21,11 +22,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import APIError
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.uplink import Uplink, UplinkConfig, routing
 from shared import codec, streams, subjects, trace
 from shared.compat import TaskGroup, timeout
-from shared.messages import Decision, Reading
+from shared.messages import CommandAck, Decision, Reading
 from shared.natsrun import LocalTopology
 from shared.natsrun.monitor import poll_until
 
@@ -178,9 +180,9 @@ async def publish_backlog(leaf: Client, per_device_count: int) -> dict[str, list
 def mqtt_publish(url: str, device: str, payloads: list[bytes]) -> None:
     """A sensor: QoS 1 publishes on its own topic, each PUBACKed before returning."""
     parts = urlsplit(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device)
 
-    def nodelay(_c: mqtt.Client, _u: object, sock: socket.socket) -> None:
+    def nodelay(_c: mqtt.Client, _u: object, sock: Any) -> None:
         # paho never sets it; without it every QoS 1 hop waits ~40 ms for delayed ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -308,6 +310,28 @@ async def test_leaf_restart_mid_drain_loses_and_doubles_nothing(
         await wait_fleet(hub, "r", 600)
         await drained(uplink)
     assert per_device(await fleet_messages(hub, "r")) == sent
+
+
+async def test_acks_and_status_are_forwarded_and_bad_payloads_are_not(
+    leaf: Client, hub: JetStreamContext
+) -> None:
+    js = leaf.jetstream(domain=subjects.gateway_domain(GW))
+    ack = CommandAck(cmd_id="c-7", device="d1", ok=True)
+    async with Uplink(leaf, GW, FAST) as uplink:
+        await js.publish("baton.d.d1.r", b"\xc1 not msgpack")
+        await js.publish("baton.d.d1.r", reading("d2", 0))  # d1 speaking as d2
+        await js.publish("baton.d.d1.r", reading("d1", 0))
+        await js.publish("baton.d.d1.ack", codec.encode(ack))
+        await js.publish("baton.d.d1.ack", codec.encode(ack))  # the device's QoS 1 re-send
+        await js.publish("baton.d.d1.status", b"offline")
+        await wait_fleet(hub, "status", 1)
+        await drained(uplink)
+        assert uplink.stats().dropped_invalid == 2
+    assert per_device(await fleet_messages(hub, "r")) == {"d1": [0]}
+    acks = await fleet_messages(hub, "ack")
+    assert [codec.decode(m.data, CommandAck) for m in acks] == [ack]
+    (status,) = await fleet_messages(hub, "status")
+    assert (status.subject, status.data) == (f"fleet.{GW}.status.d1", b"offline")
 
 
 # -- (4) the daemon's own items ---------------------------------------------------------

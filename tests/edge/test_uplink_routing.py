@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.uplink import routing
+from edge.uplink.pipeline import Outgoing
 from edge.uplink.routing import GATEWAY, HLC, MSG_ID, TRACEPARENT, Unroutable
 from shared import codec, subjects, trace
 from shared.errors import DecodeError
@@ -13,7 +14,9 @@ from shared.messages import CommandAck, Reading
 GW = "gw1"
 
 
-def _route(subject: str, data: bytes, headers: dict[str, str] | None = None, seq: int = 9):
+def _route(
+    subject: str, data: bytes, headers: dict[str, str] | None = None, seq: int = 9
+) -> Outgoing:
     return routing.route(subject, data, headers, stream_seq=seq, gateway=GW, hlc=77)
 
 
