@@ -20,7 +20,7 @@ from shared.messages.agent import (
 from shared.messages.base import SCHEMA_VERSION, SUPPORTED_VERSIONS, Message, new_id, now_ms
 from shared.messages.plan import Compensation, Plan, PlanStep
 from shared.messages.session import ChatMessage, SessionSnapshot
-from shared.messages.telemetry import Command, CommandAck, Decision, Reading
+from shared.messages.telemetry import Command, CommandAck, Decision, GatewayEvent, Reading
 from shared.messages.twin import DesiredState, ReportedState, TwinState
 from shared.messages.updates import ModelUpdate, RulesUpdate, rules_digest
 
@@ -30,6 +30,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Command,
     CommandAck,
     Decision,
+    GatewayEvent,
     DesiredState,
     ReportedState,
     TwinState,
@@ -57,6 +58,7 @@ __all__ = [
     "ContentChunk",
     "Decision",
     "DesiredState",
+    "GatewayEvent",
     "HandoffAbort",
     "HandoffAccept",
     "HandoffComplete",

@@ -89,3 +89,15 @@ class Decision(Message):
     ts_ms: Millis = Field(default_factory=now_ms)
     hlc: Count | None = None
     reading_seq: Count | None = None
+
+
+class GatewayEvent(Message):
+    """Something a gateway reports that is not a reading or a decision: a refused update,
+    a device coming back, a store running full. `type` is a stable label; `data` the rest."""
+
+    kind: ClassVar[str] = "event"
+    gw: GatewayId
+    device: DeviceId | None = None
+    type: Name
+    data: dict[str, JsonValue] = Field(default_factory=dict)
+    ts_ms: Millis = Field(default_factory=now_ms)

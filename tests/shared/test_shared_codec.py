@@ -43,6 +43,7 @@ from shared.messages import (
     ContentChunk,
     Decision,
     DesiredState,
+    GatewayEvent,
     HandoffAbort,
     HandoffAccept,
     HandoffComplete,
@@ -147,6 +148,15 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Any]] = {
         hlc=_opt(counts),
     ),
     Command: commands,
+    GatewayEvent: st.builds(
+        GatewayEvent,
+        traceparent=traceparents,
+        gw=ids,
+        device=_opt(ids),
+        type=names,
+        data=st.dictionaries(short_text, st.integers(0, 1000) | short_text, max_size=4),
+        ts_ms=millis,
+    ),
     CommandAck: st.builds(
         CommandAck,
         traceparent=traceparents,
@@ -928,6 +938,13 @@ def _build_samples() -> None:
         ),
         DesiredState(device="dev-1", gw="gw-1", version=2, state={"mode": "eco"}, ts_ms=1000),
         ReportedState(device="dev-1", gw="gw-1", applied_version=2, ts_ms=1000),
+        GatewayEvent(
+            gw="gw-1",
+            device="dev-1",
+            type="update_refused",
+            data={"reason": "bad hash"},
+            ts_ms=1000,
+        ),
         TwinState(device="dev-1", gw="gw-1", desired={"mode": "eco"}, updated_ms=1000),
         SessionSnapshot(
             session="sess-1",
