@@ -407,7 +407,8 @@ conf_list() { # a,b -> ["a", "b"]
 install_nats_config() {
 	put_file "$ETC/leaf.conf" 0644 <"$REPO_DIR/deploy/nats/leaf.conf"
 	if [[ -n $CREDS_FILE ]]; then
-		put_file "$ETC/creds.conf" 0640 "root:$SERVICE_USER" <"$CREDS_FILE"
+		# Owned by the user nats-server runs as, readable by nobody else.
+		put_file "$ETC/creds.conf" 0600 "$SERVICE_USER:$SERVICE_USER" <"$CREDS_FILE"
 	fi
 	local tls="{ timeout: 5 }"
 	if [[ -n $HUB_CA ]]; then
