@@ -35,6 +35,7 @@ from firmware_sim.sender import MemorySender, Sent
 from firmware_sim.summary import Counters, SimSummary
 from shared.compat import timeout
 from shared.messages import now_ms
+from shared.subjects import ID_PATTERN, is_valid_id
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,11 @@ class Simulator:
             speed=speed,
             connections=connections,
         )
+        longest = max((p.name for p in self.scenario.profile), key=len)
+        if not is_valid_id(f"{id_prefix}{longest}-{self.plan.devices}"):
+            raise SimError(
+                f"--id-prefix {id_prefix!r} would make invalid device ids ({ID_PATTERN})"
+            )
         if logins is not None and self.plan.connections < self.plan.devices:
             raise SimError("per-device logins need one connection per device (no --connections)")
         self._logins = logins
