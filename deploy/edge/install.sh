@@ -341,6 +341,8 @@ ensure_apt_packages() {
 	done
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	say "installing system packages: ${missing[*]}"
+	# A fresh image may have empty package lists.
+	run apt-get update -qq
 	run apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
@@ -590,4 +592,6 @@ main() {
 	fi
 }
 
-main "$@"
+# One line, so bash (which reads a script as it runs) never reads past it: a `git pull`
+# that rewrites this file during an install cannot make it run half a line.
+main "$@"; exit

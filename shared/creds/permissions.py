@@ -95,7 +95,10 @@ def gateway(gateway_id: str) -> Permissions:
             f"{HUB_API}.CONSUMER.INFO.{downlink}.{durable}",
             f"{HUB_API}.CONSUMER.MSG.NEXT.{downlink}.{durable}",
             f"$JS.ACK.{downlink}.{durable}.>",
-            # Model updates: read the shared Object Store (ordered consumer, meta lookup).
+            # Model updates: read the shared Object Store (ordered consumer, meta lookup;
+            # nats-py finds the chunks' stream by subject first, through STREAM.NAMES,
+            # which names streams and shows nothing of their content).
+            f"{HUB_API}.STREAM.NAMES",
             f"{HUB_API}.STREAM.INFO.{models}",
             f"{HUB_API}.STREAM.MSG.GET.{models}",
             f"{HUB_API}.DIRECT.GET.{models}.>",

@@ -154,17 +154,19 @@ async def test_device_over_nats_publishes_and_hears_only_as_itself(
         await edge.close()
 
 
-async def _connect_refused(url: str, **login: str) -> str:
+async def _connect_refused(url: str, user: str | None = None, password: str | None = None) -> str:
     """Connect and expect the server to refuse; the error text. Closes what nats.connect
     leaves open when the server says no (its transport would leak otherwise)."""
     nc = Client()
     try:
-        await nc.connect(url, allow_reconnect=False, max_reconnect_attempts=0, **login)
+        await nc.connect(
+            url, user=user, password=password, allow_reconnect=False, max_reconnect_attempts=0
+        )
     except (nats.errors.Error, OSError) as exc:
         return str(exc)
     finally:
         await nc.close()
-    raise AssertionError(f"{url} accepted {sorted(login)}")
+    raise AssertionError(f"{url} accepted user {user!r}")
 
 
 async def test_wrong_or_missing_credentials_are_refused_over_nats(
@@ -226,6 +228,7 @@ class MqttDevice:
         # paho may call back before subscribe() returns: register under its lock.
         with self.client._callback_mutex:
             _, mid = self.client.subscribe(topic, qos=1)
+            assert mid is not None, f"SUBSCRIBE {topic} not sent"
             self._subacks[mid] = fut
         async with timeout(WAIT_S):
             [code] = await fut
