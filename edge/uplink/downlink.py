@@ -43,14 +43,14 @@ from shared.messages import Message, ModelUpdate, RulesUpdate
 
 log = logging.getLogger(__name__)
 
-# A pull waits this long across the link before it is renewed; also the idle cost.
-# One message per pull: nats-py returns a one-message fetch as soon as it arrives (a
-# batch fetch waits out its expiry for the rest), and nothing sits unacked in a buffer
-# while the handler is busy with the message before it.
-FETCH_WAIT_S = 1.0
-# When idle this long, ask the hub for the consumer: the only way to notice it vanished
-# or the hub is away (an expired pull looks the same as an empty one).
-CHECK_EVERY_S = 5.0
+# A pull waits this long across the link before it is renewed: the idle cost, one
+# request per gateway this often at the hub. One message per pull: nats-py returns a
+# one-message fetch as soon as it arrives (a batch fetch waits out its expiry for the
+# rest), and nothing sits unacked in a buffer while the handler is busy.
+FETCH_WAIT_S = 5.0
+# When idle this long, ask the hub for the consumer: the only way to notice that it
+# vanished (nats-py reports a 409 "Consumer Deleted" on a pull as a plain time-out).
+CHECK_EVERY_S = 30.0
 # Unexpected handler failures redelivered at most this many times (then refused).
 MAX_DELIVER = 5
 # Redelivery delay after a handler failure: 0.5 s, 1 s, 2 s, 4 s.

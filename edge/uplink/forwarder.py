@@ -19,10 +19,13 @@ failure the next attempt sends its first message alone and pipelines the rest on
 the hub has stored it: a batch can then only straddle an outage that starts *and* ends
 inside its few milliseconds of flight. If that happens anyway it is logged.
 
-Restart. On (re)bind the consumer is deleted and created again from the first message
-the stream holds. In a work queue that is exactly the unforwarded backlog, so whatever a
-killed forwarder had fetched and not acked comes first, now, instead of after AckWait and
-behind newer messages (ADR-60's consumer reset does the same from nats-server 2.14).
+Restart. On start, and whenever deliveries or acks may have been lost (the connection
+to the leaf was re-established, the leaf's JetStream went away, a stored message was
+skipped), the consumer is deleted and created again from the first message the stream
+holds. In a work queue that is exactly the unforwarded backlog, so whatever was fetched
+and not acked comes first, now, instead of after AckWait and behind newer messages
+(ADR-60's consumer reset does the same from nats-server 2.14). Only one forwarder may
+run per gateway: a second one would re-create the first one's consumer.
 """
 
 from __future__ import annotations
