@@ -1,0 +1,103 @@
+"""What happens to the running system on the demo's clock: the flaky uplink and the
+operator's session.
+
+- Flaky uplink: the hub nats-server is stopped for a few seconds, then started again on
+  the same store. The gateway keeps taking readings into its leaf (store and forward),
+  the cloud reconnects, and the summary later shows that the backlog arrived whole.
+- Operator session: an agent session on the gateway, handed to the cloud and back
+  (`shared.demo.session`).
+
+Both run as named tasks in one `TaskGroup`; `run()` is cancelled when the demo stops,
+and a stopped hub is always started again on the way out, so the edge can drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Final
+
+from shared.compat import TaskGroup
+from shared.demo.probe import edge_counts
+from shared.demo.progress import Progress
+from shared.demo.session import SessionResult, run_session
+from shared.demo.stack import Stack
+from shared.errors import BatonError
+
+log = logging.getLogger(__name__)
+
+OUTAGE_AT_S: Final = 25.0  # after the sensors start: the bearing model has fired by then
+OUTAGE_S: Final = 5.0
+SESSION_AT_S: Final = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    outage_at_s: float = OUTAGE_AT_S
+    outage_s: float = OUTAGE_S
+    session_at_s: float = SESSION_AT_S
+
+    @classmethod
+    def fitting(cls, duration_s: float | None) -> Schedule:
+        """The default schedule, squeezed into a short run so everything still happens."""
+        if duration_s is None or duration_s >= 2 * OUTAGE_AT_S:
+            return cls()
+        outage_s = max(1.0, min(OUTAGE_S, duration_s / 10))
+        return cls(
+            outage_at_s=duration_s * 0.4,
+            outage_s=outage_s,
+            session_at_s=min(SESSION_AT_S, duration_s * 0.1),
+        )
+
+
+@dataclass
+class TimelineResult:
+    outage_s: float | None = None  # how long the hub was really down
+    backlog_peak: int | None = None  # readings waiting at the leaf when it came back
+    session: SessionResult = field(default_factory=SessionResult.not_run)
+
+
+class Timeline:
+    def __init__(self, stack: Stack, progress: Progress, schedule: Schedule) -> None:
+        self._stack = stack
+        self._progress = progress
+        self._schedule = schedule
+        self.result = TimelineResult()
+
+    async def run(self) -> None:
+        """Run every step on its schedule; returns when all are done."""
+        async with TaskGroup() as group:
+            group.create_task(self._outage(), name="demo-flaky-uplink")
+            group.create_task(self._session(), name="demo-operator-session")
+
+    async def _outage(self) -> None:
+        schedule = self._schedule
+        await asyncio.sleep(schedule.outage_at_s)  # the demo's clock, not a wait for state
+        hub = self._stack.topology.hub
+        loop = asyncio.get_running_loop()
+        self._progress.event(f"flaky uplink: hub down for {schedule.outage_s:.0f} s")
+        await hub.stop()
+        down_at = loop.time()
+        try:
+            await asyncio.sleep(schedule.outage_s)
+            self.result.backlog_peak = await self._backlog()
+        finally:
+            # Also when cancelled: the edge can drain only into a running hub.
+            await self._stack.ensure_hub()
+            self.result.outage_s = round(loop.time() - down_at, 2)
+        self._progress.event(
+            f"flaky uplink: hub back after {self.result.outage_s:.1f} s; "
+            f"{self.result.backlog_peak or 0} messages waited at the leaf"
+        )
+
+    async def _backlog(self) -> int | None:
+        try:
+            return (await edge_counts(self._stack.edge_metrics_url)).backlog
+        except BatonError as exc:
+            log.info("edge metrics not readable: %s", exc)
+            return None
+
+    async def _session(self) -> None:
+        await asyncio.sleep(self._schedule.session_at_s)  # the demo's clock
+        self.result.session = await run_session(self._stack, self._progress)
