@@ -83,6 +83,10 @@ class Submitter:
         self._idle.clear()
         self._wake.set()
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     async def flush(self) -> None:
         """Return once every submitted item was stored by the leaf or given up on."""
         await self._idle.wait()

@@ -128,7 +128,17 @@ class Uplink:
         self._submitter.submit(kind, device, key, payload, traceparent=traceparent)
 
     async def flush(self) -> None:
-        """Await the leaf's PubAck of everything submitted so far (SIGTERM drain)."""
+        """Await the leaf's PubAck of everything submitted so far (SIGTERM drain).
+
+        Bounded: an item the leaf does not take after `submitter.MAX_ATTEMPTS` rounds is
+        counted in `submit_failed` and given up. Returns at once when not running.
+        """
+        if self._task is None:
+            if self._submitter.queued:
+                log.warning(
+                    "uplink not running: %d submitted item(s) not stored", self._submitter.queued
+                )
+            return
         await self._submitter.flush()
 
     def stats(self) -> UplinkStats:
