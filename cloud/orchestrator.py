@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S: Final = 5.0
 READY_TIMEOUT_S: Final = 30.0  # loading a big twins bucket on start
 DRAIN_TIMEOUT_S: Final = 10.0  # a batch in hand: fold, CAS, ack
+CANCEL_RETRY_S: Final = 0.1
 
 
 class Orchestrator:
@@ -273,6 +274,8 @@ class Orchestrator:
     async def abort(self) -> None:
         """Stop as a crash would: no drain, no acks for work in hand. For tests."""
         self._closed = True
+        # The loops first, directly: a TaskGroup cancels its children only once.
+        await self._finish(list(self._tasks.values()), 0)
         await self._finish([self._supervisor] if self._supervisor else [], 0)
         await self._stop_front()
         await self._close_nats(drain=False)
@@ -283,12 +286,16 @@ class Orchestrator:
 
     async def _finish(self, tasks: list[asyncio.Task[None]], grace_s: float) -> None:
         """Give `tasks` `grace_s` to end by themselves, then cancel; await them all."""
-        pending = [task for task in tasks if not task.done()]
+        pending = {task for task in tasks if not task.done()}
         if pending and grace_s > 0:
-            _, still = await asyncio.wait(pending, timeout=grace_s)
-            pending = list(still)
-        for task in pending:
-            task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=grace_s)
+        # One cancel() is not always enough: nats-py swallows a CancelledError that lands
+        # in a publish's flush (`Client._send_command`), and the loop carries on. Repeat
+        # until each task has really ended.
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=CANCEL_RETRY_S)
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stop_front(self) -> None:
