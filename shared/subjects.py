@@ -111,9 +111,19 @@ def fleet(gateway: str, kind: str, device: str) -> str:
 FLEET_ALL = "fleet.>"
 
 
-def msg_id(gateway: str, device: str, kind: str, seq: int) -> str:
-    """`Nats-Msg-Id` for JetStream de-duplication: one id per (gateway, device, seq)."""
-    return f"{gateway}/{device}/{kind}/{seq}"
+def msg_id(gateway: str, device: str, kind: str, key: int | str) -> str:
+    """`Nats-Msg-Id` for JetStream de-duplication: one id per (gateway, device, kind, key);
+    key is the reading's `seq`, or the id of a decision, command or twin version."""
+    return f"{gateway}/{device}/{kind}/{key}"
+
+
+# --- headers --------------------------------------------------------------------------
+
+# JetStream de-duplicates on this header inside the stream's duplicate window (ADR-31).
+HDR_MSG_ID = "Nats-Msg-Id"
+# Stamped by the gateway's forwarder on everything it moves to the hub.
+HDR_GATEWAY = "Baton-Gateway"
+HDR_HLC = "Baton-Hlc"
 
 
 # --- hub -> gateway ------------------------------------------------------------------

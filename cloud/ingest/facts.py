@@ -20,9 +20,9 @@ from shared import codec, hlc, subjects
 from shared.errors import DecodeError
 from shared.messages import CommandAck, Decision, Message, Reading, ReportedState
 
-HLC_HEADER: Final = "Baton-Hlc"
-GATEWAY_HEADER: Final = "Baton-Gateway"
-MSG_ID_HEADER: Final = "Nats-Msg-Id"
+HLC_HEADER: Final = subjects.HDR_HLC
+GATEWAY_HEADER: Final = subjects.HDR_GATEWAY
+MSG_ID_HEADER: Final = subjects.HDR_MSG_ID
 # Kinds whose effect is on the twin (KV); the others are events for views and agents.
 TWIN_KINDS: Final = frozenset({"r", "twin", "status"})
 _STATUS = {b"online": True, b"offline": False}

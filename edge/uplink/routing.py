@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from typing import cast
 
 from edge.uplink.pipeline import Outgoing
 from shared import codec, subjects, trace
 from shared.errors import DecodeError
 from shared.messages import CommandAck, Reading
 
-MSG_ID = "Nats-Msg-Id"
-GATEWAY = "Baton-Gateway"
-HLC = "Baton-Hlc"
+MSG_ID = subjects.HDR_MSG_ID
+GATEWAY = subjects.HDR_GATEWAY
+HLC = subjects.HDR_HLC
 TRACEPARENT = trace.HEADER
 
 
@@ -37,9 +36,7 @@ class Unroutable(DecodeError):
 
 
 def message_id(gateway: str, device: str, kind: str, key: str | int) -> str:
-    # `subjects.msg_id` formats any key into the id; its annotation says int because
-    # readings came first. Acks and decisions are keyed by their string ids.
-    return subjects.msg_id(gateway, device, kind, cast(int, key))
+    return subjects.msg_id(gateway, device, kind, key)
 
 
 def route(
