@@ -140,12 +140,6 @@ async def _refusable(apply: Awaitable[None], version: str) -> None:
         raise Refused(str(exc), version=version) from exc
 
 
-def kind_of(subject: str) -> str:
-    """The kind token of a downlink subject (`cmd`, `rules`…), or "" if there is none."""
-    parts = subject.split(".")
-    return parts[2] if len(parts) > 2 else ""
-
-
 def _parse(subject: str, gateway: str) -> tuple[str, str | None]:
     """(kind, device or None) of `downlink.<gw>.<kind>[.<device>]`."""
     parts = subject.split(".")

@@ -32,13 +32,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.object_store import ObjectStore
 
 from edge.errors import UplinkError
-from edge.uplink import dispatch, routing
+from edge.uplink import routing
 from edge.uplink.backoff import Backoff
 from edge.uplink.config import DownlinkConfig
 from edge.uplink.dispatch import Dispatcher, DownlinkHandler, Refused
+from edge.uplink.lifecycle import cancel_until_done
 from edge.uplink.report import KIND, DownlinkReport, EventSink
 from edge.uplink.stats import DownlinkCounters, DownlinkStats
-from shared import subjects
+from shared import codec, subjects
 from shared.messages import Message, ModelUpdate, RulesUpdate
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,8 @@ class Downlink:
         """Stop; a message being handled is redelivered later if it was not acked."""
         self._closed = True
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            await cancel_until_done(task)
 
     def stats(self) -> DownlinkStats:
         return self._counters.snapshot()
@@ -229,19 +227,25 @@ class Downlink:
     async def _report(self, msg: Msg, version: str | None, *, reason: str | None) -> None:
         report = DownlinkReport(
             gw=self._gateway,
-            update=dispatch.kind_of(msg.subject),
+            subject=msg.subject,
             version=version,
-            refused=reason is not None,
             reason=reason,
             seq=msg.metadata.sequence.stream,
         )
+        event = report.event()
+        payload = codec.encode(event)
         if self._events is not None:
-            self._events.submit(KIND, self._gateway, report.key, report.encode())
+            self._events.submit(
+                KIND, self._gateway, report.key, payload, traceparent=event.traceparent
+            )
             return
         subject = subjects.uplink(self._gateway, KIND, self._gateway)
-        msg_id = routing.message_id(self._gateway, self._gateway, KIND, report.key)
+        headers = {
+            routing.MSG_ID: routing.message_id(self._gateway, self._gateway, KIND, report.key),
+            routing.TRACEPARENT: event.traceparent,
+        }
         try:
-            await self._leaf.publish(subject, report.encode(), headers={routing.MSG_ID: msg_id})
+            await self._leaf.publish(subject, payload, headers=headers)
         except (NatsError, asyncio.TimeoutError) as exc:
             log.warning("downlink report not stored at the leaf: %r", exc)
 

@@ -1,12 +1,12 @@
 """What a gateway tells the hub about a downlink message it refused or applied.
 
-Published on `uplink.<gw>.ev.<gw>` (through the leaf store, so a report made while the
-hub is away arrives later) and forwarded to `fleet.<gw>.ev.<gw>`. JSON, so an operator
-can read it with `nats sub 'fleet.*.ev.*'`::
+A `GatewayEvent` of type `downlink`, published on `uplink.<gw>.ev.<gw>` (through the
+leaf store, so a report made while the hub is away arrives later) and forwarded to
+`fleet.<gw>.ev.<gw>`::
 
-    {"event": "downlink", "gw": "gw1", "update": "rules", "version": "7",
-     "refused": true, "reason": "sha256 does not match the rules",
-     "seq": 42, "ts_ms": 1700000000000}
+    GatewayEvent(gw="gw1", device=None, type="downlink",
+                 data={"update": "rules", "version": "7", "refused": True,
+                       "reason": "sha256 does not match the rules", "seq": 42})
 
 `seq` is the hub DOWNLINK stream sequence of the message: with the gateway it names the
 report, so a redelivered message is reported once (it is the Nats-Msg-Id key).
@@ -14,13 +14,13 @@ report, so a redelivered message is reported once (it is the Nats-Msg-Id key).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from shared.messages import now_ms
+from shared import codec, subjects
+from shared.messages import GatewayEvent
 
-EVENT = "downlink"
+EVENT_TYPE = "downlink"
 KIND = "ev"  # subjects.UPLINK_TYPES: other gateway events
 
 
@@ -41,17 +41,32 @@ class EventSink(Protocol):
 @dataclass(frozen=True, slots=True)
 class DownlinkReport:
     gw: str
-    update: str
+    subject: str
+    """The downlink subject: its kind token is the `update`, its device the device."""
     version: str | None
-    refused: bool
     reason: str | None
+    """Why it was refused; None when it was applied."""
     seq: int
-    event: str = EVENT
-    ts_ms: int = field(default_factory=now_ms)
 
     @property
     def key(self) -> str:
         return f"downlink-{self.seq}"
 
+    def event(self) -> GatewayEvent:
+        parts = self.subject.split(".")
+        device = parts[3] if len(parts) == 4 and subjects.is_valid_id(parts[3]) else None
+        return GatewayEvent(
+            gw=self.gw,
+            device=device,
+            type=EVENT_TYPE,
+            data={
+                "update": parts[2] if len(parts) > 2 else "",
+                "version": self.version,
+                "refused": self.reason is not None,
+                "reason": self.reason,
+                "seq": self.seq,
+            },
+        )
+
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return codec.encode(self.event())

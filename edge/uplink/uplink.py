@@ -36,6 +36,7 @@ from edge.uplink import forwarder as fwd
 from edge.uplink.backoff import Backoff
 from edge.uplink.config import UplinkConfig
 from edge.uplink.forwarder import Forwarder
+from edge.uplink.lifecycle import cancel_until_done
 from edge.uplink.pipeline import Publisher
 from edge.uplink.stats import UplinkCounters, UplinkStats
 from edge.uplink.submitter import Submitter
@@ -78,6 +79,7 @@ class Uplink:
         self._leaf = nc.jetstream(domain=subjects.gateway_domain(gateway), timeout=PROBE_TIMEOUT_S)
         self._hub = nc.jetstream(domain=subjects.HUB_DOMAIN, timeout=PROBE_TIMEOUT_S)
         self._task: asyncio.Task[None] | None = None
+        self._children: list[asyncio.Task[None]] = []
         self._closed = False
 
     async def __aenter__(self) -> Uplink:
@@ -156,20 +158,20 @@ class Uplink:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_until_done(task, self._children)
         await self._publisher.aclose()
 
     # -- tasks -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         name = f"uplink-{self._gateway}"
+        loops = [("submit", self._submitter.run), ("stats", self._watch)]
+        if self._cfg.enabled:
+            loops.append(("forward", self._forwarder.run))
         async with TaskGroup() as tg:
-            tg.create_task(self._keep(self._submitter.run), name=f"{name}-submit")
-            if self._cfg.enabled:
-                tg.create_task(self._keep(self._forwarder.run), name=f"{name}-forward")
-            tg.create_task(self._keep(self._watch), name=f"{name}-stats")
+            self._children = [
+                tg.create_task(self._keep(loop), name=f"{name}-{what}") for what, loop in loops
+            ]
 
     async def _keep(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Run `loop` forever: an unexpected error is logged, counted, and restarted."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator
 
 import nats
@@ -21,6 +20,7 @@ from shared.compat import timeout
 from shared.messages import (
     Command,
     DesiredState,
+    GatewayEvent,
     Message,
     ModelUpdate,
     RulesUpdate,
@@ -87,7 +87,7 @@ async def hub_nc(topology: LocalTopology) -> AsyncIterator[Client]:
     await nc.close()
 
 
-async def reports(hub: JetStreamContext, count: int) -> list[dict[str, object]]:
+async def reports(hub: JetStreamContext, count: int) -> list[GatewayEvent]:
     """The first `count` downlink reports the gateway forwarded to the hub."""
     subject = subjects.fleet(GW, "ev", GW)
 
@@ -99,7 +99,7 @@ async def reports(hub: JetStreamContext, count: int) -> list[dict[str, object]]:
     sub = await hub.pull_subscribe(subject, stream=subjects.FLEET_STREAM)
     msgs = await sub.fetch(count, timeout=5)
     await sub.unsubscribe()
-    return [json.loads(m.data) for m in msgs]
+    return [codec.decode(m.data, GatewayEvent) for m in msgs]
 
 
 def digest(data: bytes) -> str:
@@ -152,14 +152,15 @@ async def test_hub_messages_reach_the_handler_and_bad_updates_are_refused_and_re
         got = await reports(hub, 5)
         stats = downlink.stats()
     assert handler.calls.empty()
-    assert [(r["update"], r["version"], r["refused"]) for r in got] == [
+    assert {(e.gw, e.type, e.device) for e in got} == {(GW, "downlink", None)}
+    assert [(e.data["update"], e.data["version"], e.data["refused"]) for e in got] == [
         ("rules", "2", True),
         ("rules", "3", False),
         ("rules", "4", True),
         ("model", "2", True),
         ("model", "2b", False),
     ]
-    assert "sha256" in str(got[0]["reason"]) and "refuse-me" in str(got[2]["reason"])
+    assert "sha256" in str(got[0].data["reason"]) and "refuse-me" in str(got[2].data["reason"])
     assert (stats.received, stats.applied, stats.refused, stats.hub_connected) == (7, 4, 3, True)
 
 
