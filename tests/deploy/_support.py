@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from shared.natsrun import NatsServer, ServerConfig, find_nats_server, free_port
+from shared.natsrun.monitor import MonitorUnavailable, poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -32,6 +33,8 @@ GATEWAY = "gw1"
 DEVICES = ("dev-a", "dev-b")
 HUB_NODES = (1, 2, 3)
 INSTALL_TIMEOUT_S = 60
+# A fresh cluster elects its JetStream meta leader within seconds (raft election timeouts).
+CLUSTER_READY_S = 30.0
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -162,6 +165,22 @@ def hub_node(
         text=(NATS_DIR / f"hub-{node}.conf").read_text(),
     )
     return NatsServer(config)
+
+
+async def wait_meta_leader(nodes: list[NatsServer]) -> None:
+    """Until every node agrees on a JetStream meta leader (the cluster can take writes)."""
+
+    async def agreed() -> bool:
+        leaders = set()
+        for node in nodes:
+            try:
+                jsz = await node.monitor("/jsz")
+            except MonitorUnavailable:
+                return False
+            leaders.add(jsz.get("meta_cluster", {}).get("leader"))
+        return len(leaders) == 1 and None not in leaders
+
+    await poll_until(agreed, timeout_s=CLUSTER_READY_S)
 
 
 def free_node_ports() -> dict[int, NodePorts]:

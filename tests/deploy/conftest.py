@@ -21,6 +21,7 @@ from ._support import (
     hub_node,
     make_certs,
     run_install,
+    wait_meta_leader,
 )
 
 
@@ -51,13 +52,15 @@ def leaf_creds_file(store: CredStore, tmp_path_factory: pytest.TempPathFactory) 
 async def hub_cluster(
     tmp_path: Path, certs: Certs, store: CredStore, no_nats_left: None
 ) -> AsyncIterator[list[NatsServer]]:
-    """The three shipped hub nodes, started together (none can elect a leader alone)."""
+    """The three shipped hub nodes, started together (none can elect a leader alone), once
+    they agree on a JetStream meta leader: the cluster takes stream and consumer writes."""
     ports = free_node_ports()
     auth = hub_authorization(store)
     nodes = [hub_node(n, ports, tmp_path / f"hub-{n}", certs, auth) for n in HUB_NODES]
     try:
         for node in nodes:
             await node.start()
+        await wait_meta_leader(nodes)
         yield nodes
     finally:
         for node in reversed(nodes):

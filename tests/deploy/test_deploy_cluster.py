@@ -22,16 +22,15 @@ from nats.js.errors import APIError
 from shared.compat import timeout
 from shared.creds import EDGE_USER, CredStore, downlink_consumer, gateway_inbox_prefix
 from shared.natsrun import NatsServer
-from shared.natsrun.monitor import MonitorUnavailable, poll_until
+from shared.natsrun.monitor import poll_until
 
-from ._support import GATEWAY, installed_leaf
+from ._support import CLUSTER_READY_S, GATEWAY, installed_leaf
 
 pytestmark = pytest.mark.usefixtures("no_nats_left")
 log = logging.getLogger(__name__)
 
 # Leader election after a node's loss takes a few seconds (raft election timeouts).
 FAILOVER_TIMEOUT_S = 30.0
-CLUSTER_READY_S = 30.0
 PUBLISH_TIMEOUT_S = 2.0
 RETRY_PAUSE_S = 0.05
 REDELIVER_S = 1.0
@@ -47,22 +46,6 @@ async def _orchestrator(store: CredStore, nodes: list[NatsServer]) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.2,
     )
-
-
-async def _wait_meta_leader(nodes: list[NatsServer]) -> None:
-    """Until every node agrees on a JetStream meta leader (the cluster can take writes)."""
-
-    async def agreed() -> bool:
-        leaders = set()
-        for node in nodes:
-            try:
-                jsz = await node.monitor("/jsz")
-            except MonitorUnavailable:
-                return False
-            leaders.add(jsz.get("meta_cluster", {}).get("leader"))
-        return len(leaders) == 1 and None not in leaders
-
-    await poll_until(agreed, timeout_s=CLUSTER_READY_S)
 
 
 async def _publish_acked(nc: Client, seq: int, acked: set[str]) -> float:
@@ -107,7 +90,6 @@ async def _stored_payloads(nc: Client, stream: str) -> list[str]:
 async def test_r3_stream_survives_a_hub_node_kill_without_losing_acked_messages(
     hub_cluster: list[NatsServer], store: CredStore
 ) -> None:
-    await _wait_meta_leader(hub_cluster)
     for node in hub_cluster:
         jsz = (await node.monitor("/varz"))["jetstream"]["config"]
         assert jsz["sync_always"] is True and jsz["domain"] == "hub"
@@ -154,7 +136,6 @@ async def linked_leaf(
     hub_cluster: list[NatsServer], installed: Path, tmp_path: Path, store: CredStore
 ) -> AsyncIterator[NatsServer]:
     """The installed gw1 leaf, linked to hub-1 over TLS with its NKEY."""
-    await _wait_meta_leader(hub_cluster)
     hub_leaf_port = hub_cluster[0].config.leafnode_port
     leaf, _ = installed_leaf(installed, tmp_path / "leaf", hub_leafnode_port=hub_leaf_port)
     async with leaf:
