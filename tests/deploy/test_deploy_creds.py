@@ -143,3 +143,17 @@ def test_cli_will_not_print_a_leaf_bundle_and_explains_itself(tmp_path: Path) ->
     help_text = CliRunner().invoke(creds_group, ["--help"]).output
     for words in ("NKEY", "bcrypt", "baton/d/DEV/cmd", "server-config hub"):
         assert words in help_text
+
+
+def test_public_surface_is_pinned() -> None:
+    import shared.creds
+
+    assert sorted(shared.creds.__all__) == sorted(
+        [
+            "EDGE_USER", "MIN_NATS_SERVER", "CredStore", "CredsError", "Device", "Gateway",
+            "IdentityExists", "Permissions", "StoreNotFound", "UnknownIdentity", "UserKey",
+            "downlink_consumer", "gateway_inbox_prefix", "hub_authorization",
+            "leaf_credentials", "new_user_key", "user_key_from_seed", "write_atomic",
+        ]
+    )  # fmt: skip
+    assert all(hasattr(shared.creds, name) for name in shared.creds.__all__)
