@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast, overload
 
 import msgpack
 from pydantic import TypeAdapter, ValidationError
 
+from shared import trace
 from shared.errors import (
     InvalidMessage,
     MalformedPayload,
@@ -35,6 +37,7 @@ from shared.messages import (
     AgentEvent,
     Message,
 )
+from shared.subjects import is_valid_id
 
 # 256 KiB: a reading is ~150 bytes; session snapshots bigger than this go through the
 # Object Store, and NATS' own default max_payload (1 MiB) stays well above it.
@@ -79,6 +82,40 @@ def decode(
         return _validate(expect.model_validate, raw, tagged=False)
     tagged = kind == "agent_event"
     return cast(Message, _validate(_BY_KIND[kind].validate_python, raw, tagged=tagged))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What routing needs from a message, read without validating the rest of it."""
+
+    kind: str
+    device: str
+    key: int | str
+    traceparent: str | None
+
+
+# Which field identifies a message of each routable kind for de-duplication.
+_ROUTING_KEY = {"reading": "seq", "command_ack": "cmd_id"}
+
+
+def peek(data: bytes, expect: type[Message], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope:
+    """Parse and check the envelope only: size, format, version, kind, device id and the
+    de-duplication key. For hops that forward bytes unchanged (the gateway's forwarder)
+    and leave full validation to the endpoints, at a fraction of `decode`'s cost."""
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{len(data)} bytes > limit {max_bytes}")
+    raw = _parse(data)
+    kind = _check_envelope(raw)
+    if kind != expect.kind or kind not in _ROUTING_KEY:
+        raise InvalidMessage(f"expected {expect.kind!r}, got {kind!r}", field="kind")
+    device, key_field = raw.get("device"), _ROUTING_KEY[kind]
+    key = raw.get(key_field)
+    if not isinstance(device, str) or not is_valid_id(device):
+        raise InvalidMessage("not a valid device id", field="device")
+    if isinstance(key, bool) or not isinstance(key, int | str) or key == "":
+        raise InvalidMessage("missing or of the wrong type", field=key_field)
+    tp = raw.get("traceparent")
+    return Envelope(kind, device, key, tp if isinstance(tp, str) and trace.is_valid(tp) else None)
 
 
 # The range msgpack can carry; JSON integers outside it would decode and then fail to

@@ -54,8 +54,11 @@ def uplink_stream(
     """The gateway's store-and-forward buffer on the leaf.
 
     Full-disk policy: `drop_oldest` (default) deletes the oldest unforwarded messages to
-    take new ones; `refuse_new` keeps the backlog and refuses new writes (sensors then
-    see publish errors at QoS 1 and keep readings in their own buffers).
+    take new ones (counted by the forwarder as `dropped_full`); `refuse_new` keeps the
+    backlog and refuses new writes. Beware: nats-server sends an MQTT QoS 1 PUBACK before
+    JetStream stores the message, so under `refuse_new` readings that MQTT sensors send
+    while the store is full are lost at the leaf without the sensor knowing; only the
+    daemon's own `submit()`s see the refusal. Hence `drop_oldest` as the default.
     """
     return StreamConfig(
         name=subjects.UPLINK_STREAM,

@@ -92,14 +92,12 @@ def _device_key(
     device: str, kind: str, data: bytes, stream_seq: int
 ) -> tuple[str | int, str | None]:
     """Dedupe key and parent trace of a message a device published itself."""
-    if kind == "r":
-        reading = codec.decode(data, Reading)
-        _check_device(device, reading.device)
-        return reading.seq, reading.traceparent
-    if kind == "ack":
-        ack = codec.decode(data, CommandAck)
-        _check_device(device, ack.device)
-        return ack.cmd_id, ack.traceparent
+    # The forwarder moves bytes unchanged and the hub validates them in full, so reading
+    # the envelope is enough here (and keeps the drain near raw publishing speed).
+    if kind in ("r", "ack"):
+        envelope = codec.peek(data, Reading if kind == "r" else CommandAck)
+        _check_device(device, envelope.device)
+        return envelope.key, envelope.traceparent
     if kind == "status":
         # `online` / `offline` (a retained message or the last will): no key of its own.
         return stream_seq, None
