@@ -63,6 +63,10 @@ class ReadModelConfig(Section):
 class CloudConfig(BatonSettings):
     model_config = SettingsConfigDict(env_prefix="BATON_CLOUD_")
 
+    nkey_file: Path | None = Field(
+        default=None,
+        description="NKEY seed of the orchestrator (`baton creds init`); none = no auth",
+    )
     nats_url: str = Field(
         default="nats://127.0.0.1:4222", description="the hub (any node of the cluster)"
     )

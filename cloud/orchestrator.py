@@ -44,6 +44,7 @@ from cloud.twins.store import TwinStore
 from cloud.twins.view import FleetView
 from shared import streams, subjects
 from shared.compat import TaskGroup, timeout
+from shared.config import redact_url
 from shared.errors import TransportError
 
 if TYPE_CHECKING:
@@ -160,10 +161,11 @@ class Orchestrator:
                 error_cb=self._on_nats_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
+                nkeys_seed=str(self.config.nkey_file) if self.config.nkey_file else None,
             )
         except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
             raise TransportError(
-                f"cannot reach the hub at {self.config.nats_url}: {exc!r}"
+                f"cannot reach the hub at {redact_url(self.config.nats_url)}: {exc!r}"
             ) from exc
 
     def _wire(self, js: JetStreamContext, kv: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -68,3 +69,14 @@ def load_config(cls: type[S], path: Path | str | None = None, **overrides: Any) 
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or None
         raise ConfigError(first["msg"], file=str(path) if path else None, field=field) from exc
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user and password, for logs and error lines: the leaf URL of an
+    installed gateway carries the edge's password (deploy/edge/install.sh)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -18,6 +18,8 @@ from edge.config import EdgeConfig
 from edge.ingest.nats_source import NatsCommandSink, NatsSource
 from edge.ingest.ports import CommandSink, ReadingSource, UplinkHandle
 from shared.compat import timeout
+from shared.config import redact_url
+from shared.creds.permissions import gateway_inbox_prefix
 from shared.errors import TransportError
 from shared.hlc import HybridLogicalClock
 
@@ -70,6 +72,9 @@ async def nats_client(url: str, gateway: str) -> Client:
             await nc.connect(
                 url,
                 name=f"baton-edge-{gateway}",
+                # Replies from the hub reach a leaf only on subjects its gateway may
+                # subscribe to (shared/creds/permissions.py), so not on `_INBOX.>`.
+                inbox_prefix=gateway_inbox_prefix(gateway),
                 connect_timeout=2,
                 reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]
                 # nats-py retries a failed *first* connect forever when this is -1;
@@ -80,7 +85,7 @@ async def nats_client(url: str, gateway: str) -> Client:
                 reconnected_cb=on_reconnect,
             )
     except (OSError, NatsError, asyncio.TimeoutError) as exc:
-        raise TransportError(f"cannot connect to the leaf at {url}: {exc!r}") from exc
+        raise TransportError(f"cannot connect to the leaf at {redact_url(url)}: {exc!r}") from exc
     # Once connected, reconnect forever: the gateway must outlive a leaf restart. The
     # client reads this option on every reconnect round.
     nc.options["max_reconnect_attempts"] = -1

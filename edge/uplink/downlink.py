@@ -134,6 +134,9 @@ class Downlink:
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         config = ConsumerConfig(
+            # Named: a gateway's credentials allow only the create form that names the
+            # consumer and its filter, which the server checks against its permissions.
+            name=self._durable,
             durable_name=self._durable,
             description=f"downlink of gateway {self._gateway}",
             filter_subject=subjects.downlink_all(self._gateway),

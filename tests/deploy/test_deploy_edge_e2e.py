@@ -8,13 +8,10 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig
 
-import edge.uplink.downlink
 from edge.uplink import Downlink, DownlinkConfig, Uplink, UplinkConfig
 from shared import codec, streams, subjects
 from shared.compat import timeout
@@ -69,20 +66,6 @@ async def linked(
         yield leaf
 
 
-@pytest.fixture
-def named_downlink_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gateway may create its DOWNLINK consumer only in the form that names consumer
-    and filter in the subject, which nats-py uses when the config has a `name`; until
-    edge/uplink/downlink.py sets `name=` itself, the test sets it (harmless after)."""
-
-    def config(**fields: Any) -> ConsumerConfig:
-        fields.setdefault("name", fields.get("durable_name"))
-        return ConsumerConfig(**fields)
-
-    monkeypatch.setattr(edge.uplink.downlink, "ConsumerConfig", config)
-
-
-@pytest.mark.usefixtures("named_downlink_consumer")
 async def test_uplink_and_downlink_work_within_the_gateways_permissions(
     hub_cluster: list[NatsServer], linked: NatsServer, store: CredStore
 ) -> None:
