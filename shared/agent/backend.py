@@ -1,7 +1,7 @@
 """The inference seam: what a model (or the rule engine standing in for one) yields.
 
     InferenceBackend.stream(messages, tools, max_tokens)
-        -> AsyncIterator[TextDelta | ToolCall]
+        -> AsyncGenerator[TextDelta | ToolCall, None]   (an async generator: aclose() stops it)
     InferenceBackend.count_tokens(text) -> int     the context budget's measure
     InferenceBackend.aclose()                       safe twice
 
@@ -11,7 +11,7 @@ are the two real ones; tests add scripted ones that satisfy the same Protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -68,7 +68,7 @@ class InferenceBackend(Protocol):
 
     def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
-    ) -> AsyncIterator[Output]:
+    ) -> AsyncGenerator[Output, None]:
         """Generate a reply to `messages`; ends after text, or after one `ToolCall`."""
         ...
 

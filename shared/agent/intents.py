@@ -22,6 +22,8 @@ _TURN = re.compile(
     re.I,
 )
 _ACTUATE = re.compile(r"\b(?:actuate|send|run)\s+([a-z][a-z0-9_]*)\b", re.I)
+_ABOUT_THE_PAST = frozenset({"why", "did", "when", "was", "were", "has", "had", "who"})
+_NOT_ACTIONS = frozenset({"for", "to", "it", "on", "off", "at", "in", "now", "please"})
 _PARAM = re.compile(r"\b([a-z][a-z0-9_]*)\s*=\s*([^\s,]+)", re.I)
 
 _KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -74,10 +76,15 @@ def _common_args(question: str, tool: str) -> dict[str, JsonValue]:
 
 
 def _actuation(question: str) -> Intent | None:
+    words = set(_WORD.findall(question.lower()))
+    if words & _ABOUT_THE_PAST:
+        return None  # "why did the fan turn on?" asks for an explanation, not an action
     turn = _TURN.search(question)
     params: dict[str, JsonValue] = {}
     if turn is not None:
         state, action = (turn.group(1), turn.group(2)) if turn.group(1) else turn.group(4, 3)
+        if action.lower() in _NOT_ACTIONS:
+            return None
         params["on"] = state.lower() == "on"
         rest = question[: turn.start()] + question[turn.end() :]
     else:

@@ -13,15 +13,17 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 from shared.agent.backend import Output, TextDelta, ToolSpec
 from shared.agent.config import AgentConfig
 from shared.agent.errors import BackendError
-from shared.agent.prompt import STOP, ToolCallParser, render_raw
+from shared.agent.llama_gen import Piece, build_prompt, generate
+from shared.agent.prompt import ToolCallParser
 from shared.messages import ChatMessage
 
 HANDOVER_TOKENS = 8
@@ -37,7 +39,7 @@ class LlamaBackend:
         self._executor = executor
         self._config = config
         self._lock = asyncio.Lock()
-        self._raw = _use_raw(llm, config)
+        self._template = _chat_template(llm, config)
         self._closed = False
 
     @classmethod
@@ -77,12 +79,12 @@ class LlamaBackend:
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
-    ) -> AsyncIterator[Output]:
+    ) -> AsyncGenerator[Output, None]:
         if self._closed:
             raise BackendError("the model is closed")
         parser = ToolCallParser()
-        async with self._lock:
-            async for delta in self._generate(messages, max_tokens):
+        async with self._lock, aclosing(self._generate(messages, max_tokens)) as deltas:
+            async for delta in deltas:
                 for out in parser.feed(delta):
                     yield out
             for out in parser.finish():
@@ -90,7 +92,7 @@ class LlamaBackend:
 
     async def _generate(
         self, messages: Sequence[ChatMessage], max_tokens: int
-    ) -> AsyncIterator[TextDelta]:
+    ) -> AsyncGenerator[TextDelta, None]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
@@ -98,8 +100,10 @@ class LlamaBackend:
         job = loop.run_in_executor(self._executor, _pump, pieces, queue, loop, stop)
         try:
             while (batch := await queue.get()) is not _END:
+                if isinstance(batch, BackendError):
+                    raise batch
                 if isinstance(batch, BaseException):
-                    raise BackendError(f"llama.cpp failed: {batch}") from batch
+                    raise BackendError(f"llama.cpp failed: {batch!r}") from batch
                 yield batch
         finally:
             stop.set()  # the consumer left early (cancelled, or a tool call): stop generating
@@ -107,28 +111,13 @@ class LlamaBackend:
 
     def _pieces(
         self, messages: Sequence[ChatMessage], max_tokens: int
-    ) -> Generator[str, None, None]:
-        """The generated text pieces. A generator: its body (prompt templating included)
-        first runs in the worker thread, on the `_pump`'s first `next()`."""
-        temperature = self._config.temperature
-        if self._raw:
-            chunks = self._llm.create_completion(
-                render_raw(messages), max_tokens=max_tokens, temperature=temperature,
-                stop=list(STOP), stream=True,
-            )  # fmt: skip
-            key = "text"
-        else:
-            chunks = self._llm.create_chat_completion(
-                [{"role": _chat_role(m), "content": m.content} for m in messages],
-                max_tokens=max_tokens, temperature=temperature, stop=list(STOP), stream=True,
-            )  # fmt: skip
-            key = "delta"
-        try:
-            for chunk in chunks:
-                choice = chunk["choices"][0]
-                yield choice["text"] if key == "text" else choice["delta"].get("content") or ""
-        finally:
-            chunks.close()  # a stop mid-reply ends llama-cpp-python's generator now
+    ) -> Generator[Piece, None, None]:
+        """A generator: its body (templating, tokenizing, generation) first runs in the
+        worker thread, on `_pump`'s first `next()`."""
+        prompt = build_prompt(self._llm, messages, self._template)
+        yield from generate(
+            self._llm, prompt, max_tokens=max_tokens, temperature=self._config.temperature
+        )
 
     async def aclose(self) -> None:
         if self._closed:
@@ -156,36 +145,35 @@ def _load(config: AgentConfig) -> Any:
         raise BackendError(f"cannot load {path}: {exc}") from exc
 
 
-def _use_raw(llm: Any, config: AgentConfig) -> bool:
-    if config.prompt_format != "auto":
-        return config.prompt_format == "raw"
-    return "tokenizer.chat_template" not in (getattr(llm, "metadata", None) or {})
-
-
-def _chat_role(message: ChatMessage) -> str:
-    # Chat templates know system/user/assistant; a tool result reads as a user turn.
-    return "user" if message.role == "tool" else message.role
+def _chat_template(llm: Any, config: AgentConfig) -> str | None:
+    """The GGUF's chat template, unless the config asks for baton's raw prompt format."""
+    template = (getattr(llm, "metadata", None) or {}).get("tokenizer.chat_template")
+    if config.prompt_format == "raw" or (config.prompt_format == "chat" and not template):
+        return None
+    return str(template) if template else None
 
 
 def _pump(
-    pieces: Generator[str, None, None],
+    pieces: Generator[Piece, None, None],
     queue: asyncio.Queue[Any],
     loop: asyncio.AbstractEventLoop,
     stop: threading.Event,
 ) -> None:
     """Worker thread: run generation, hand batches of text to the loop."""
     text: list[str] = []
+    tokens = 0
     deadline = time.monotonic() + HANDOVER_S
     try:
-        for piece in pieces:
+        for piece, count in pieces:
             text.append(piece)
-            if len(text) >= HANDOVER_TOKENS or time.monotonic() >= deadline:
-                loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), len(text)))
-                text, deadline = [], time.monotonic() + HANDOVER_S
+            tokens += count
+            if tokens >= HANDOVER_TOKENS or time.monotonic() >= deadline:
+                loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), tokens))
+                text, tokens, deadline = [], 0, time.monotonic() + HANDOVER_S
             if stop.is_set():
                 break
         if text:
-            loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), len(text)))
+            loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), tokens))
     except Exception as exc:  # surfaced on the loop as BackendError
         loop.call_soon_threadsafe(queue.put_nowait, exc)
     finally:

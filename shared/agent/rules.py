@@ -7,7 +7,7 @@ can be asked. Same Protocol as a model, so sessions, events and handoff do not c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from shared.agent.backend import Output, TextDelta, ToolCall, ToolSpec, estimate_tokens
 from shared.agent.intents import match
@@ -39,7 +39,7 @@ class RuleBackend:
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], max_tokens: int
-    ) -> AsyncIterator[Output]:
+    ) -> AsyncGenerator[Output, None]:
         if not messages:
             return
         last = messages[-1]

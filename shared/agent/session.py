@@ -15,7 +15,8 @@ turn completes, so an owner that takes over mid-turn answers it with `resume()`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from pydantic import JsonValue
@@ -104,20 +105,22 @@ class AgentSession:
 
     # -- turns -------------------------------------------------------------------------
 
-    async def ask(self, text: str) -> AsyncIterator[AgentEventBase]:
+    async def ask(self, text: str) -> AsyncGenerator[AgentEventBase, None]:
         """Run one turn for `text`, yielding its events in seq order."""
         async with self._lock:
             turn = Turn.start(self, text)
-            async for event in turn.run():
-                yield event
+            async with aclosing(turn.run()) as events:
+                async for event in events:
+                    yield event
 
-    async def resume(self) -> AsyncIterator[AgentEventBase]:
+    async def resume(self) -> AsyncGenerator[AgentEventBase, None]:
         """Answer the questions an earlier owner left pending (after a handoff)."""
         async with self._lock:
             while self.pending:
                 turn = Turn.restart(self, self.pending[0])
-                async for event in turn.run():
-                    yield event
+                async with aclosing(turn.run()) as events:
+                    async for event in events:
+                        yield event
                 if self.pending and self.pending[0] is turn.task:
                     break  # it failed again: leave it for the next owner or a retry
 

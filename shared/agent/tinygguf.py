@@ -6,9 +6,9 @@ Real llama.cpp loads it and generates (nonsense) text, so the whole local-agent 
 without a downloaded model. The tokenizer is SentencePiece-style (`tokenizer.ggml.model =
 "llama"`): control tokens, the 256 byte-fallback tokens `<0xNN>` (so any text encodes),
 printable ASCII characters, `▁` (the SPM space) and `▁word` pieces (with their prefixes)
-for `words`. The
-end-of-sequence row of `output.weight` is zero, so sampling never ends a reply early and
-`max_tokens` alone decides its length (what a tokens/s benchmark wants).
+for `words`. Only
+printable pieces are ever sampled (see `_output_rows`): replies are valid UTF-8 and never
+end early, so `max_tokens` alone decides their length (what a tokens/s benchmark wants).
 
 Needs the `gguf` package (a dev dependency) and numpy; both are imported here only.
 """
@@ -69,13 +69,28 @@ def write_tiny_llama(
         else:
             tensor = (rng.standard_normal(shape) * 0.5).astype(np.float32)
         if name == "output.weight":
-            tensor[EOS] = 0.0  # never sampled: random logits of ~300 tokens beat 0
+            tensor = _output_rows(tensor, types)
         writer.add_tensor(name, tensor)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def _output_rows(weights: Any, types: Sequence[int]) -> Any:
+    """Only printable pieces are ever sampled. Control rows are zero (so `</s>` never ends
+    a reply), byte rows nearly so: a lone byte >= 0x80 is invalid UTF-8, which
+    llama-cpp-python's streaming holds back and re-decodes on every later token (a
+    quadratic stall over a long reply). Normal rows are scaled up so their logits (std
+    ~4 x sqrt(n_embd)) leave the others no chance under any usual sampling."""
+    import numpy as np
+
+    kinds = np.asarray(types)
+    weights[kinds == _NORMAL] *= 4.0
+    weights[kinds == _BYTE] *= 0.01
+    weights[(kinds == _CONTROL_T) | (kinds == _UNKNOWN)] = 0.0
+    return weights
 
 
 def _hyperparameters(writer: Any, *, n_layer: int, n_embd: int, n_head: int, n_ff: int,

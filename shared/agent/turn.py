@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
@@ -77,14 +78,16 @@ class Turn:
         del session.messages[_index(task) + 1 :]
         return cls(session, task)
 
-    async def run(self) -> AsyncIterator[AgentEventBase]:
+    async def run(self) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
         yield await s.emit(AgentStart, model=s.backend.name)
-        async for event in self._preamble():
-            yield event
-        try:
-            async for event in self._rounds():
+        async with aclosing(self._preamble()) as preamble:
+            async for event in preamble:
                 yield event
+        try:
+            async with aclosing(self._rounds()) as rounds:
+                async for event in rounds:
+                    yield event
         except AgentFailure as exc:
             failure: AgentFailure | None = exc
         except Exception as exc:  # a backend's bug: the stream still ends with an event
@@ -95,10 +98,11 @@ class Turn:
         if failure is None:
             yield await self._complete()
             return
-        async for event in self._failed(failure):
-            yield event
+        async with aclosing(self._failed(failure)) as failed:
+            async for event in failed:
+                yield event
 
-    async def _preamble(self) -> AsyncIterator[AgentEventBase]:
+    async def _preamble(self) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
         previous = s.memory.get("agent")
         if isinstance(previous, str) and previous != s.agent:
@@ -115,27 +119,29 @@ class Turn:
             self._text.append(notice + "\n")
             yield await s.emit(ContentChunk, text=notice + "\n")
 
-    async def _rounds(self) -> AsyncIterator[AgentEventBase]:
+    async def _rounds(self) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
         for _ in range(s.config.max_tool_rounds):
             call: ToolCall | None = None
             said: list[str] = []
-            async for event in self._generate(said):
-                if isinstance(event, ToolCall):
-                    call = event
-                else:
-                    yield event
+            async with aclosing(self._generate(said)) as reply:
+                async for event in reply:
+                    if isinstance(event, ToolCall):
+                        call = event
+                    else:
+                        yield event
             if call is None:
                 s.messages.append(ChatMessage(role="assistant", content="".join(said)))
                 return
-            async for event in self._call_tool(call, "".join(said)):
-                yield event
+            async with aclosing(self._call_tool(call, "".join(said))) as tool:
+                async for event in tool:
+                    yield event
         note = f"(stopped after {s.config.max_tool_rounds} tool calls)"
         self._text.append(note)
         s.messages.append(ChatMessage(role="assistant", content=note))
         yield await s.emit(ContentChunk, text=note)
 
-    async def _generate(self, said: list[str]) -> AsyncIterator[AgentEventBase | ToolCall]:
+    async def _generate(self, said: list[str]) -> AsyncGenerator[AgentEventBase | ToolCall, None]:
         """One backend reply: framed text chunks, and the tool call if it ends in one."""
         s = self.session
         window = await self._window()
@@ -145,15 +151,19 @@ class Turn:
             reason = f"context_full: {window.dropped} earlier messages left out of the window"
             yield await s.emit(HandoffRequest, to="cloud", reason=reason)
         messages = window.messages
-        async for out in s.backend.stream(messages, s.tools.specs(), s.config.max_tokens):
-            if isinstance(out, ToolCall):
-                if (chunk := await self._flush()) is not None:
+        # aclosing: leaving a reply early (a tool call, the consumer gone) must end the
+        # backend's generation now, not when the garbage collector finds it (PEP 533).
+        stream = s.backend.stream(messages, s.tools.specs(), s.config.max_tokens)
+        async with aclosing(stream):
+            async for out in stream:
+                if isinstance(out, ToolCall):
+                    if (chunk := await self._flush()) is not None:
+                        yield chunk
+                    yield out
+                    return
+                said.append(out.text)
+                if (chunk := await self._add(out)) is not None:
                     yield chunk
-                yield out
-                return
-            said.append(out.text)
-            if (chunk := await self._add(out)) is not None:
-                yield chunk
         if (chunk := await self._flush()) is not None:
             yield chunk
 
@@ -190,7 +200,7 @@ class Turn:
         parts.append(tools_instructions(s.tools.specs()))
         return "\n".join(part for part in parts if part)
 
-    async def _call_tool(self, call: ToolCall, said: str) -> AsyncIterator[AgentEventBase]:
+    async def _call_tool(self, call: ToolCall, said: str) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
         calls = s.tool_state.get("calls", 0)
         number = (calls if isinstance(calls, int) else 0) + 1
@@ -206,7 +216,7 @@ class Turn:
             ToolResult, call_id=call_id, tool=call.name, ok=outcome.ok, result=outcome.result
         )
 
-    async def _failed(self, exc: AgentFailure) -> AsyncIterator[AgentEventBase]:
+    async def _failed(self, exc: AgentFailure) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
         if isinstance(exc, ContextFull) and s.side == "edge":
             yield await s.emit(HandoffRequest, to="cloud", reason=f"context_full: {exc}")
