@@ -103,6 +103,16 @@ def _plan_faults(
         raise ScenarioError(exc.reason, file=exc.file or label, field=exc.field) from exc
 
 
+def _check_options(
+    scenario: Scenario, plan: RunPlan, id_prefix: str, logins: object | None
+) -> None:
+    longest = max((p.name for p in scenario.profile), key=len)
+    if not is_valid_id(f"{id_prefix}{longest}-{plan.devices}"):
+        raise SimError(f"--id-prefix {id_prefix!r} would make invalid device ids ({ID_PATTERN})")
+    if logins is not None and plan.connections < plan.devices:
+        raise SimError("per-device logins need one connection per device (no --connections)")
+
+
 class Simulator:
     """Simulated device firmware over MQTT; an async context manager (see module doc)."""
 
@@ -134,13 +144,7 @@ class Simulator:
             speed=speed,
             connections=connections,
         )
-        longest = max((p.name for p in self.scenario.profile), key=len)
-        if not is_valid_id(f"{id_prefix}{longest}-{self.plan.devices}"):
-            raise SimError(
-                f"--id-prefix {id_prefix!r} would make invalid device ids ({ID_PATTERN})"
-            )
-        if logins is not None and self.plan.connections < self.plan.devices:
-            raise SimError("per-device logins need one connection per device (no --connections)")
+        _check_options(self.scenario, self.plan, id_prefix, logins)
         self._logins = logins
         self.counters = Counters()
         self._memory = MemorySender(self.counters)
