@@ -69,6 +69,10 @@ class LlamaBackend:
         return None
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def llama(self) -> Any:
         """The `llama_cpp.Llama` itself (benchmarks compare against it)."""
         return self._llm

@@ -2,8 +2,9 @@
 
 edge_config    an `EdgeConfig` with its state in tmp_path; rule `overheat` (temperature
                > 70 → fan on), `[actuate]` allowing `valve` with `opening` in [0, 100]
-edge_store     the gateway's real SQLite (`AsyncStore`) holding data for pump1/pump2:
-               an hour of rollups, an `overheat` decision with the command it sent, a twin
+seeded         the gateway's real SQLite holding data for pump1/pump2: an hour of
+               rollups, an `overheat` decision with the command it sent, a twin
+edge_store     an `AsyncStore` open on it
 edge_state     `EdgeState` over it, actuating into a `MemorySink` through the real guard
 tiny_gguf      a tiny random llama GGUF written by `shared.agent.tinygguf`
 """
@@ -18,7 +19,7 @@ import pytest
 from edge.agent import EdgeState, LocalActuation
 from edge.config import EdgeConfig
 from edge.ingest.memory import MemorySink
-from edge.store import ActionRecord, AsyncStore, AuditBatch, RollupDelta, TwinRecord
+from edge.store import ActionRecord, AsyncStore, AuditBatch, EdgeStore, RollupDelta, TwinRecord
 from shared.agent.tinygguf import write_tiny_llama
 from shared.messages import Command, Decision, now_ms
 
@@ -39,13 +40,21 @@ def edge_config(tmp_path: Path) -> EdgeConfig:
 
 
 @pytest.fixture
-async def edge_store(edge_config: EdgeConfig) -> AsyncIterator[AsyncStore]:
-    store = await AsyncStore.open(edge_config.state_dir, max_quarantine=100, max_decisions=100)
+def seeded(edge_config: EdgeConfig) -> EdgeConfig:
+    """The gateway's database with data in it (written synchronously, closed again)."""
+    store = EdgeStore.in_dir(edge_config.state_dir, max_quarantine=100, max_decisions=100)
     try:
-        await store.write(_history(now_ms()))
-        await store.save_twin(
-            TwinRecord("pump1", 3, {"speed": 40}, 2, {"speed": 35}, now_ms() - 30_000)
-        )
+        store.write(_history(now_ms()))
+        store.save_twin(TwinRecord("pump1", 3, {"speed": 40}, 2, {"speed": 35}, now_ms() - 30_000))
+    finally:
+        store.close()
+    return edge_config
+
+
+@pytest.fixture
+async def edge_store(seeded: EdgeConfig) -> AsyncIterator[AsyncStore]:
+    store = await AsyncStore.open(seeded.state_dir, max_quarantine=100, max_decisions=100)
+    try:
         yield store
     finally:
         await store.aclose()

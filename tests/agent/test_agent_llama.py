@@ -44,6 +44,7 @@ async def test_the_tiny_gguf_loads_and_streams_chunks(tiny_gguf: Path) -> None:
     finally:
         await backend.aclose()
         await backend.aclose()
+    assert backend.closed
     assert isinstance(events[0], AgentStart) and events[0].model == "tiny.gguf"
     chunks = [e for e in events if isinstance(e, ContentChunk)]
     assert len(chunks) >= 2
