@@ -45,8 +45,12 @@ def rule_dict(rule: RuleConfig) -> dict[str, JsonValue]:
 
 
 def limit_text(rule: RuleConfig) -> str:
-    """`temperature > 70 (re-arms below 65, 2 readings in a row)`."""
-    subject = {"rate": f"|d {rule.metric}/dt|", "window": f"{rule.agg}({rule.metric}, last {rule.window})"}.get(rule.kind, rule.metric)  # fmt: skip
+    """`temperature > 70 (re-arms past 65, 2 readings in a row)`."""
+    subject = rule.metric
+    if rule.kind == "rate":
+        subject = f"|d {rule.metric}/dt|"
+    elif rule.kind == "window":
+        subject = f"{rule.agg}({rule.metric}, last {rule.window})"
     parts = []
     if rule.kind == "rate":
         parts.append(f"{subject} > {_num(rule.rate_per_s)}/s")
@@ -131,10 +135,10 @@ def rules(result: JsonValue) -> str:
     data = _obj(result)
     lines = ["Reflex rules in force:"] if data.get("rules") else ["No reflex rules are in force."]
     for r in data.get("rules") or []:
-        scope = f" on {r['device']}" if r.get("device") else (
-            f" on class {r['dclass']}" if r.get("dclass") else "")  # fmt: skip
-        lines.append(f"- {r['name']}{scope}: {r['limit']} → {r['action']} "
-                     f"{_json(r.get('params', {}))}, cooldown {_num(r['cooldown_s'])} s")  # fmt: skip
+        lines.append(
+            f"- {r['name']}{_scope(r)}: {r['limit']} → {r['action']} "
+            f"{_json(r.get('params', {}))}, cooldown {_num(r['cooldown_s'])} s"
+        )
     lines += [f"- model {m['name']} → {m['action']}" for m in data.get("models") or []]
     return "\n".join(lines)
 
@@ -143,7 +147,10 @@ def decision(result: JsonValue) -> str:
     data = _obj(result)
     if data.get("decision") is None and "decision_id" not in data:
         return f"No reflex decision recorded for {data.get('device') or 'any device'}."
-    what = f"{data['source']} {data['name']} v{data['version']} fired on {data['device']} {ago(data['ts_ms'])}"
+    what = (
+        f"{data['source']} {data['name']} v{data['version']} fired on {data['device']} "
+        f"{ago(data['ts_ms'])}"
+    )
     why = _why(data)
     if data.get("action"):
         status = data.get("command_status") or "recorded"
@@ -164,8 +171,9 @@ def actuation(result: JsonValue) -> str:
 async def summary(state: EdgeState) -> str:
     """The compact state every turn starts with; details come through the tools."""
     names = await state.devices()
-    shown = ", ".join(names[:SUMMARY_DEVICES]) + (
-        f" and {len(names) - SUMMARY_DEVICES} more" if len(names) > SUMMARY_DEVICES else "")  # fmt: skip
+    shown = ", ".join(names[:SUMMARY_DEVICES])
+    if len(names) > SUMMARY_DEVICES:
+        shown += f" and {len(names) - SUMMARY_DEVICES} more"
     rule_list = state.rules()
     rule_text = "; ".join(
         f"{r.name}: {limit_text(r)} → {r.action}" for r in rule_list[:SUMMARY_RULES]
@@ -180,11 +188,18 @@ async def summary(state: EdgeState) -> str:
     return " ".join(parts)
 
 
+def _scope(rule: Mapping[str, Any]) -> str:
+    if rule.get("device"):
+        return f" on {rule['device']}"
+    return f" on class {rule['dclass']}" if rule.get("dclass") else ""
+
+
 def _why(data: Mapping[str, Any]) -> str:
     inputs = data.get("inputs") or {}
     rule = data.get("rule")
     if data.get("source") == "model":
-        return f"anomaly score {_num(data.get('score'))} ≥ threshold {_num(data.get('threshold'))}"
+        score, threshold = _num(data.get("score")), _num(data.get("threshold"))
+        return f"anomaly score {score} ≥ threshold {threshold}"
     if rule is None:
         return f"inputs {_metrics(inputs)} (the rule is no longer in force)"
     return f"{_metrics(inputs)} against the rule's limit {rule['limit']}"

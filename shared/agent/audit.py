@@ -174,7 +174,7 @@ class AuditStream:
             try:
                 await js.publish(
                     subjects.session_events(entry.session), entry.payload,
-                    timeout=PUBLISH_TIMEOUT_S, headers={"Nats-Msg-Id": entry.msg_id},
+                    timeout=PUBLISH_TIMEOUT_S, headers={subjects.HDR_MSG_ID: entry.msg_id},
                 )  # fmt: skip
             except (NatsError, asyncio.TimeoutError) as exc:
                 self.failures += 1
