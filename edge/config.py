@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from edge.uplink.config import DownlinkConfig, UplinkConfig
+from shared.agent.config import AgentConfig
 from shared.config import BatonSettings, Section, load_config
 from shared.messages.base import Params
 
@@ -138,6 +139,7 @@ class EdgeConfig(BatonSettings):
     uplink: UplinkConfig = UplinkConfig()
     downlink: DownlinkConfig = DownlinkConfig()
     http: HttpConfig = HttpConfig()
+    agent: AgentConfig = AgentConfig()
 
 
 def load_edge_config(path: Path | str | None = None) -> EdgeConfig:
