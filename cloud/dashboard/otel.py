@@ -67,6 +67,11 @@ class _PresetIds:
         value, self.trace_id = self.trace_id, None
         return value if value is not None else random.getrandbits(128)
 
+    def is_trace_id_random(self) -> bool:
+        # W3C trace-context level 2's "random" flag: our ids come from the devices, which
+        # promise nothing about how they were made.
+        return False
+
 
 class OtelSink:
     """Spans → an SDK tracer with a batch processor around `span_exporter`."""
@@ -101,11 +106,16 @@ class OtelSink:
             started = self._tracer.start_span(
                 span.name,
                 context=context,
-                start_time=int(span.start_ms * 1_000_000),
+                start_time=_ns(span.start_ms),
                 attributes={"baton.where": span.where, **span.attrs},
             )
-            started.end(end_time=int(max(span.end_ms, span.start_ms) * 1_000_000))
+            started.end(end_time=_ns(max(span.end_ms, span.start_ms)))
 
     def shutdown(self) -> None:
         """Flush what is batched and stop the exporter (bounded by the SDK's timeouts)."""
         self._provider.shutdown()
+
+
+def _ns(epoch_ms: float) -> int:
+    # Through whole microseconds: epoch ms x 1e6 as a float would round off the ns.
+    return round(epoch_ms * 1000) * 1000

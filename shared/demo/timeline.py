@@ -27,7 +27,9 @@ from shared.errors import BatonError
 
 log = logging.getLogger(__name__)
 
-OUTAGE_AT_S: Final = 25.0  # after the sensors start: the bearing model has fired by then
+# After the sensors start: the bearing model has fired (~20 s) and the cloud planned by
+# then, and a 60 s run still has half a minute to show the backlog arriving.
+OUTAGE_AT_S: Final = 30.0
 OUTAGE_S: Final = 5.0
 SESSION_AT_S: Final = 8.0
 
@@ -41,7 +43,7 @@ class Schedule:
     @classmethod
     def fitting(cls, duration_s: float | None) -> Schedule:
         """The default schedule, squeezed into a short run so everything still happens."""
-        if duration_s is None or duration_s >= 2 * OUTAGE_AT_S:
+        if duration_s is None or duration_s >= OUTAGE_AT_S + 2 * OUTAGE_S + SESSION_AT_S:
             return cls()
         outage_s = max(1.0, min(OUTAGE_S, duration_s / 10))
         return cls(
