@@ -21,7 +21,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import nats
@@ -46,6 +45,7 @@ from shared import streams, subjects
 from shared.compat import TaskGroup, timeout
 from shared.config import redact_url
 from shared.errors import TransportError
+from shared.lifecycle import Service
 
 if TYPE_CHECKING:
     from cloud.planner import PlannerService
@@ -58,7 +58,7 @@ DRAIN_TIMEOUT_S: Final = 10.0  # a batch in hand: fold, CAS, ack
 CANCEL_RETRY_S: Final = 0.1
 
 
-class Orchestrator:
+class Orchestrator(Service):
     def __init__(self, config: CloudConfig) -> None:
         self.config = config
         self.replica = config.replica_name
@@ -73,18 +73,6 @@ class Orchestrator:
         self._readmodel: ReadModel | None = None
         self._closed = False
         self.failed: BaseException | None = None
-
-    async def __aenter__(self) -> Orchestrator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- what callers use ------------------------------------------------------------
 

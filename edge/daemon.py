@@ -23,7 +23,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from nats.aio.client import Client
@@ -44,6 +43,7 @@ from edge.store import AsyncStore, AuditWriter, EdgeStore
 from edge.twin import TwinKeeper
 from shared.compat import TaskGroup
 from shared.hlc import HybridLogicalClock
+from shared.lifecycle import Service
 from shared.messages import Command, DesiredState, ModelUpdate, RulesUpdate
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class DaemonStats:
         return sum(self.quarantined.values())
 
 
-class EdgeDaemon:
+class EdgeDaemon(Service):
     """One gateway's daemon; an async context manager, `aclose()` safe twice.
 
     `source`, `sink` and `uplink` replace the ones the config would build (tests, embedding);
@@ -116,18 +116,6 @@ class EdgeDaemon:
         self._started_s = 0.0
         self._ready = False
         self._closed = False
-
-    async def __aenter__(self) -> EdgeDaemon:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from nats.aio.client import Client
@@ -50,6 +49,7 @@ from cloud.planner.windows import FiringWindows
 from cloud.twins.view import FleetView
 from shared import codec
 from shared.compat import timeout
+from shared.lifecycle import Service
 from shared.messages import CommandAck, Plan, now_ms
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ REPLAY_TIMEOUT_S = 30.0
 Listener = Callable[[PlanRecord], None]
 
 
-class PlannerService:
+class PlannerService(Service):
     """The background planner of one orchestrator replica (an async context manager).
 
     `db_path`: the SQLite copy (None: in memory). `replicas`: JetStream replicas of the
@@ -102,22 +102,6 @@ class PlannerService:
         self._listeners: list[Listener] = []
         self._closed = False
         self.counters: Counter[str] = Counter()
-
-    async def __aenter__(self) -> PlannerService:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from types import TracebackType
 
 from nats.aio.client import Client
 
@@ -27,9 +26,10 @@ from edge.config import EdgeConfig
 from edge.ingest.nats_source import NatsCommandSink
 from edge.store import AsyncStore
 from shared.agent import AgentConfig, AgentSession, AuditStream, InferenceBackend, open_backend
+from shared.lifecycle import Service
 
 
-class LocalAgent:
+class LocalAgent(Service):
     def __init__(
         self,
         state: EdgeState,
@@ -94,17 +94,6 @@ class LocalAgent:
             sid, gw=self.state.gateway, backend=self.backend, tools=self.tools, side="edge",
             config=self.config, recorder=self.audit,
         )  # fmt: skip
-
-    async def __aenter__(self) -> LocalAgent:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Drain the audit stream (bounded), close the model, the store. Safe twice."""

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any
 
 from nats.aio.client import Client
@@ -40,6 +39,7 @@ from edge.uplink.lifecycle import cancel_until_done
 from edge.uplink.report import KIND, DownlinkReport, EventSink
 from edge.uplink.stats import DownlinkCounters, DownlinkStats
 from shared import codec, subjects
+from shared.lifecycle import Service
 from shared.messages import Message, ModelUpdate, RulesUpdate
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ MAX_DELIVER = 5
 NAK_DELAY_FIRST_S = 0.5
 
 
-class Downlink:
+class Downlink(Service):
     """Hub → gateway. `nc` is the connection to the gateway's leaf."""
 
     def __init__(
@@ -85,18 +85,6 @@ class Downlink:
         self._counters = DownlinkCounters()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-
-    async def __aenter__(self) -> Downlink:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Start consuming in the background; never waits for the hub."""

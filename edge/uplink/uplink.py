@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -43,6 +42,7 @@ from edge.uplink.submitter import Submitter
 from shared import streams, subjects
 from shared.compat import TaskGroup
 from shared.hlc import HybridLogicalClock
+from shared.lifecycle import Service
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ PROBE_TIMEOUT_S = 2.0
 RESTART_MAX_S = 5.0
 
 
-class Uplink:
+class Uplink(Service):
     """Leaf store-and-forward to the hub. `nc` is a connection to the gateway's LEAF."""
 
     def __init__(
@@ -81,18 +81,6 @@ class Uplink:
         self._task: asyncio.Task[None] | None = None
         self._children: list[asyncio.Task[None]] = []
         self._closed = False
-
-    async def __aenter__(self) -> Uplink:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Ensure the leaf UPLINK stream and start forwarding; returns at once after that."""

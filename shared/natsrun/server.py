@@ -16,11 +16,11 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from shared.compat import timeout
 from shared.errors import HarnessError, PortInUse, ServerStartError
+from shared.lifecycle import Service
 from shared.natsrun.binary import find_nats_server
 from shared.natsrun.config import ServerConfig
 from shared.natsrun.monitor import MonitorUnavailable, get_json, poll_until
@@ -38,7 +38,7 @@ LOG_TAIL_LINES = 20
 _HEALTHZ = "/healthz?js-enabled-only=true"
 
 
-class NatsServer:
+class NatsServer(Service):
     """A nats-server process; an async context manager that starts it and closes it.
 
     >>> async with NatsServer(hub_config()) as hub:
@@ -59,22 +59,6 @@ class NatsServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._closed = False
         self._log_start = 0  # where this run's lines begin in the appended log
-
-    async def __aenter__(self) -> NatsServer:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"<NatsServer {self.name} pid={self.pid} client={self.client_url}>"

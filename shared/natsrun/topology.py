@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from types import TracebackType
 
 from shared.errors import HarnessError
+from shared.lifecycle import Service
 from shared.natsrun.config import hub_config, leaf_config, leaf_domain
 from shared.natsrun.monitor import poll_until
 from shared.natsrun.server import READY_TIMEOUT_S, NatsServer
@@ -27,7 +27,7 @@ LINK_TIMEOUT_S = 15.0
 _PROBE_TIMEOUT_S = 1.0
 
 
-class LocalTopology:
+class LocalTopology(Service):
     """Hub (`hub` domain) + leaf (`edge-<gateway_id>` domain, MQTT), in that order.
 
     `base_dir` holds `hub/` and `edge-<gateway_id>/`; without it both use temp dirs that
@@ -69,22 +69,6 @@ class LocalTopology:
         if url is None:  # pragma: no cover - hub_config always sets a leaf node port
             raise HarnessError("the hub config has no leaf node port")
         return url
-
-    async def __aenter__(self) -> LocalTopology:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def servers(self) -> tuple[NatsServer, NatsServer]:
