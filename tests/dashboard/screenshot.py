@@ -28,7 +28,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, DemoProcess(Path(tmp) / "demo") as demo:
         demo.wait_for(r"flaky uplink: hub back", timeout_s=120)
         with chromium(Path(tmp) / "profile") as browser:
-            page = browser.new_page(viewport={"width": 1440, "height": 1080})
+            page = browser.new_page()
+            page.set_viewport_size({"width": 1440, "height": 1080})
             page.goto(demo.url)
             page.wait_for_selector("#fleet tr[data-device]", timeout=WAIT_MS)
             page.wait_for_selector("#plans .row", timeout=WAIT_MS)
