@@ -45,6 +45,7 @@ from cloud.dashboard.sessiontap import SessionTap, Update
 from cloud.dashboard.spans import Span
 from cloud.dashboard.traces import PICK_KINDS, TraceStore
 from shared import subjects
+from shared.lifecycle import Service
 from shared.messages import now_ms
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class PlanFeed(Protocol):
     def subscribe(self, listener: Callable[[PlanRecord], None]) -> Callable[[], None]: ...
 
 
-class Dashboard:
+class Dashboard(Service):
     def __init__(self, nc: Client, deps: ApiDeps) -> None:
         self._nc = nc
         self._deps = deps

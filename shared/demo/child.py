@@ -23,6 +23,7 @@ from typing import IO, Final
 
 from shared.compat import timeout
 from shared.demo.errors import ComponentFailed
+from shared.lifecycle import Service
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ BATON: Final = (sys.executable, "-m", "shared.cli.main")
 STOP_GRACE_S: Final = 15.0  # the cloud drains a batch in hand for up to 10 s
 
 
-class Child:
+class Child(Service):
     """A child process with its output in `log_path`; `aclose()` is safe to call twice."""
 
     def __init__(

@@ -33,6 +33,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from shared import codec, subjects
 from shared.compat import timeout
 from shared.errors import DecodeError
+from shared.lifecycle import Service
 from shared.messages import CommandAck, Decision, Reading
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Tally:
         return sum(len(seqs - self.hub.get(dev, set())) for dev, seqs in self.leaf.items())
 
 
-class Observer:
+class Observer(Service):
     """Subscribes to the leaf and the hub; an async context manager."""
 
     def __init__(self, leaf_url: str, hub_url: str, gateway: str) -> None:
@@ -77,17 +78,6 @@ class Observer:
         self._changed = asyncio.Condition()
         self._conns: list[Client] = []
         self._subs: list[Subscription] = []
-
-    async def __aenter__(self) -> Observer:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         leaf = await self._connect(self._leaf_url, "leaf")

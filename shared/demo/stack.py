@@ -24,6 +24,7 @@ from shared.demo.child import Child
 from shared.demo.observer import Observer
 from shared.demo.progress import Progress
 from shared.demo.workdir import Workdir
+from shared.lifecycle import Service
 from shared.natsrun import LocalTopology
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class StackSettings:
     seed: int = 7
 
 
-class Stack:
+class Stack(Service):
     """The running system; `aclose()` stops what started, in reverse, safe to call twice."""
 
     def __init__(self, work: Workdir, settings: StackSettings, progress: Progress) -> None:
