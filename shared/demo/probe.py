@@ -31,13 +31,25 @@ async def get_text(url: str) -> str:
     return (await asyncio.to_thread(_get, url)).decode("utf-8", "replace")
 
 
-def _get(url: str) -> bytes:
+async def put_json(url: str, body: Any) -> Any:
+    """PUT `body` as JSON; the parsed answer. `TransportError` on any failure."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="PUT",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    return json.loads(await asyncio.to_thread(_get, request))
+
+
+def _get(request: str | urllib.request.Request) -> bytes:
+    url = request if isinstance(request, str) else request.full_url
     try:
-        with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             body: bytes = response.read()
             return body
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise TransportError(f"GET {url}: {exc}") from exc
+        raise TransportError(
+            f"{'GET' if isinstance(request, str) else 'PUT'} {url}: {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

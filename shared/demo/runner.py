@@ -38,10 +38,11 @@ from shared.demo.summary import (
     Quarantine,
     Readings,
     Reflex,
+    Twin,
     Uplink,
     percentile,
 )
-from shared.demo.timeline import Schedule, Timeline, TimelineResult
+from shared.demo.timeline import DESIRED_DEVICE, Schedule, Timeline, TimelineResult
 from shared.demo.workdir import DEFAULT_DIR, Workdir
 from shared.errors import TransportError
 from shared.messages import now_ms
@@ -193,6 +194,19 @@ async def _status(stack: Stack, progress: Progress) -> None:
 # -- stopping and counting --------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """Everything the summary is made of, gathered while stopping."""
+
+    tally: Tally
+    edge: EdgeCounts
+    devices: list[dict[str, Any]]  # the cloud's twins (`/api/fleet`)
+    plans: list[dict[str, Any]]
+    timeline: TimelineResult
+    delivered: bool
+    elapsed_s: float
+
+
 async def _wind_down(
     stack: Stack, result: TimelineResult, progress: Progress, elapsed_s: float
 ) -> DemoSummary:
@@ -207,9 +221,10 @@ async def _wind_down(
     delivered = await observer.wait_delivered(DELIVERY_TIMEOUT_S)
     edge = await _edge_counts(stack)
     await stack.edge.aclose()
-    applied = await _cloud_applied(stack, observer.tally.hub_count)
+    devices = await _cloud_caught_up(stack, observer.tally.hub_count)
     plans = [p for p in await _plans(stack) if int(p.get("created_ms", 0)) <= sensors_stopped_ms]
-    return _summary(stack, observer.tally, edge, applied, plans, result, delivered, elapsed_s)
+    collected = Collected(observer.tally, edge, devices, plans, result, delivered, elapsed_s)
+    return _summary(stack, collected)
 
 
 async def _edge_counts(stack: Stack) -> EdgeCounts:
@@ -220,22 +235,25 @@ async def _edge_counts(stack: Stack) -> EdgeCounts:
         return EdgeCounts()
 
 
-async def _cloud_applied(stack: Stack, hub_count: int) -> int:
-    """Readings the cloud's twins hold, once it has caught up with FLEET (bounded)."""
-    applied = 0
+async def _cloud_caught_up(stack: Stack, hub_count: int) -> list[dict[str, Any]]:
+    """The cloud's twins once they hold every reading in FLEET (or at the deadline)."""
+    devices: list[dict[str, Any]] = []
 
     async def caught_up() -> bool:
-        nonlocal applied
+        nonlocal devices
         try:
-            fleet = await get_json(f"{stack.api_url}/api/fleet")
+            devices = (await get_json(f"{stack.api_url}/api/fleet"))["devices"]
         except TransportError:
             return False
-        applied = sum(int(d["readings"]) for d in fleet["devices"])
-        return applied >= hub_count
+        return _applied(devices) >= hub_count
 
     with contextlib.suppress(asyncio.TimeoutError):
         await poll_until(caught_up, timeout_s=APPLIED_TIMEOUT_S)
-    return applied
+    return devices
+
+
+def _applied(devices: list[dict[str, Any]]) -> int:
+    return sum(int(d["readings"]) for d in devices)
 
 
 async def _plans(stack: Stack) -> list[dict[str, Any]]:
@@ -247,29 +265,13 @@ async def _plans(stack: Stack) -> list[dict[str, Any]]:
     return plans
 
 
-def _summary(
-    stack: Stack,
-    tally: Tally,
-    edge: EdgeCounts,
-    applied: int,
-    plans: list[dict[str, Any]],
-    result: TimelineResult,
-    delivered: bool,
-    elapsed_s: float,
-) -> DemoSummary:
+def _summary(stack: Stack, c: Collected) -> DemoSummary:
     sim = _sim_summary(stack.work.sim_summary)
+    tally, session = c.tally, c.timeline.session
     return DemoSummary(
-        duration_s=round(elapsed_s, 1),
+        duration_s=round(c.elapsed_s, 1),
         devices=int(sim.get("devices", len(tally.leaf))),
-        readings=Readings(
-            sensors_sent=int(sim.get("sent", 0)),
-            leaf_accepted=tally.leaf_count,
-            edge_processed=edge.readings_ok,
-            hub_received=tally.hub_count,
-            cloud_applied=applied,
-            missing_at_hub=tally.missing(),
-            applied_twice=max(0, applied - tally.hub_count),
-        ),
+        readings=_readings(tally, int(sim.get("sent", 0)), c.edge, _applied(c.devices)),
         reflex=Reflex(
             actions=sum(tally.actions.values()),
             by_name=dict(tally.actions),
@@ -279,20 +281,41 @@ def _summary(
             device_acks=dict(tally.acks),
         ),
         quarantine=Quarantine(
-            total=sum(edge.quarantined.values()),
-            by_reason=dict(edge.quarantined),
+            total=sum(c.edge.quarantined.values()),
+            by_reason=dict(c.edge.quarantined),
             bad_payloads_sent=tally.leaf_bad.total(),
         ),
-        uplink=Uplink(
-            outage_s=result.outage_s, backlog_at_return=result.backlog_peak, delivered=delivered
-        ),
-        plans=_plan_counts(plans),
+        uplink=Uplink(c.timeline.outage_s, c.timeline.backlog_peak, c.delivered),
+        twin=_twin(c.devices, c.timeline.desired_version),
+        plans=_plan_counts(c.plans),
         handoffs=Handoffs(
-            completed=result.session.completed,
-            failed=len(result.session.handoffs) - result.session.completed,
-            latency_ms=[float(h.get("latency_ms", 0.0)) for h in result.session.handoffs],
-            skipped=result.session.skipped,
+            completed=session.completed,
+            failed=len(session.handoffs) - session.completed,
+            latency_ms=[float(h.get("latency_ms", 0.0)) for h in session.handoffs],
+            skipped=session.skipped,
         ),
+    )
+
+
+def _readings(tally: Tally, sent: int, edge: EdgeCounts, applied: int) -> Readings:
+    return Readings(
+        sensors_sent=sent,
+        leaf_accepted=tally.leaf_count,
+        edge_processed=edge.readings_ok,
+        hub_received=tally.hub_count,
+        cloud_applied=applied,
+        missing_at_hub=tally.missing(),
+        applied_twice=max(0, applied - tally.hub_count),
+    )
+
+
+def _twin(devices: list[dict[str, Any]], desired_version: int | None) -> Twin:
+    found = next((d for d in devices if d["device"] == DESIRED_DEVICE), {})
+    return Twin(
+        device=DESIRED_DEVICE,
+        desired_version=desired_version,
+        reported_version=int(found.get("reported_version", 0)),
+        convergence_ms=found.get("convergence_ms"),
     )
 
 

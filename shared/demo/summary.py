@@ -50,6 +50,14 @@ class Uplink:
 
 
 @dataclass(frozen=True, slots=True)
+class Twin:
+    device: str
+    desired_version: int | None  # what the operator set; None when it could not
+    reported_version: int
+    convergence_ms: int | None  # desired change → matching report, as the cloud measured
+
+
+@dataclass(frozen=True, slots=True)
 class Plans:
     total: int
     by_status: dict[str, int]
@@ -73,6 +81,7 @@ class DemoSummary:
     reflex: Reflex
     quarantine: Quarantine
     uplink: Uplink
+    twin: Twin
     plans: Plans
     handoffs: Handoffs
     components: dict[str, int | None] = field(default_factory=dict)  # exit codes
@@ -108,11 +117,20 @@ class DemoSummary:
             f"  uplink        {r.hub_received} of {r.leaf_accepted} at the hub, "
             f"{r.cloud_applied} applied by the cloud; outage {_s(u.outage_s)} with "
             f"{u.backlog_at_return if u.backlog_at_return is not None else '?'} waiting",
+            f"  twin          {self._twin_line()}",
             f"  plans         {self.plans.total} ({_pairs(self.plans.by_status)}), "
             f"{self.plans.steps} steps; triggers {_pairs(self.plans.triggers)}",
             f"  handoffs      {self._handoff_line()}",
             f"  nothing lost  {'yes' if self.nothing_lost else self._loss_line()}",
         ]
+
+    def _twin_line(self) -> str:
+        t = self.twin
+        if t.desired_version is None:
+            return f"desired state not set on {t.device}"
+        if t.reported_version < t.desired_version:
+            return f"{t.device} desired v{t.desired_version}, still at v{t.reported_version}"
+        return f"{t.device} desired v{t.desired_version} converged in {_ms(t.convergence_ms)}"
 
     def _handoff_line(self) -> str:
         h = self.handoffs
@@ -140,6 +158,10 @@ def percentile(values: list[int], q: float) -> int | None:
 
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+
+def _ms(value: int | None) -> str:
+    return "?" if value is None else f"{value} ms"
 
 
 def _us(value: int | None) -> str:

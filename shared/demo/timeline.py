@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from shared.compat import TaskGroup
-from shared.demo.probe import edge_counts
+from shared.demo.probe import edge_counts, put_json
 from shared.demo.progress import Progress
 from shared.demo.session import SessionResult, run_session
 from shared.demo.stack import Stack
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 OUTAGE_AT_S: Final = 30.0
 OUTAGE_S: Final = 5.0
 SESSION_AT_S: Final = 8.0
+DESIRED_AT_S: Final = 12.0
+# What the operator asks of pump-0's twin: the dashboard shows the drift, then convergence.
+DESIRED_DEVICE: Final = "pump-0"
+DESIRED_STATE: Final = {"mode": "eco", "max_temp_c": 70}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class Schedule:
     outage_at_s: float = OUTAGE_AT_S
     outage_s: float = OUTAGE_S
     session_at_s: float = SESSION_AT_S
+    desired_at_s: float = DESIRED_AT_S
 
     @classmethod
     def fitting(cls, duration_s: float | None) -> Schedule:
@@ -50,6 +55,7 @@ class Schedule:
             outage_at_s=duration_s * 0.4,
             outage_s=outage_s,
             session_at_s=min(SESSION_AT_S, duration_s * 0.1),
+            desired_at_s=min(DESIRED_AT_S, duration_s * 0.2),
         )
 
 
@@ -57,6 +63,7 @@ class Schedule:
 class TimelineResult:
     outage_s: float | None = None  # how long the hub was really down
     backlog_peak: int | None = None  # readings waiting at the leaf when it came back
+    desired_version: int | None = None  # what the operator set on DESIRED_DEVICE
     session: SessionResult = field(default_factory=SessionResult.not_run)
 
 
@@ -72,6 +79,7 @@ class Timeline:
         async with TaskGroup() as group:
             group.create_task(self._outage(), name="demo-flaky-uplink")
             group.create_task(self._session(), name="demo-operator-session")
+            group.create_task(self._desired(), name="demo-desired-state")
 
     async def _outage(self) -> None:
         schedule = self._schedule
@@ -99,6 +107,20 @@ class Timeline:
         except BatonError as exc:
             log.info("edge metrics not readable: %s", exc)
             return None
+
+    async def _desired(self) -> None:
+        await asyncio.sleep(self._schedule.desired_at_s)  # the demo's clock
+        gw = self._stack.settings.gateway
+        url = f"{self._stack.api_url}/api/devices/{gw}/{DESIRED_DEVICE}/desired"
+        try:
+            answer = await put_json(url, DESIRED_STATE)
+        except BatonError as exc:
+            self._progress.event(f"desired state not set on {DESIRED_DEVICE}: {exc}")
+            return
+        self.result.desired_version = int(answer["version"])
+        self._progress.event(
+            f"operator: desired state v{answer['version']} on {DESIRED_DEVICE} {DESIRED_STATE}"
+        )
 
     async def _session(self) -> None:
         await asyncio.sleep(self._schedule.session_at_s)  # the demo's clock

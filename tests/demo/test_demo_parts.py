@@ -18,6 +18,7 @@ from shared.demo.summary import (
     Quarantine,
     Readings,
     Reflex,
+    Twin,
     Uplink,
     percentile,
 )
@@ -85,7 +86,8 @@ def summary(**readings: int) -> DemoSummary:
         duration_s=60.0, devices=5, readings=Readings(**counts),
         reflex=Reflex(3, {"overheat": 3}, 300, 500, 600, {"ok": 3}),
         quarantine=Quarantine(1, {"malformed": 1}, 1),
-        uplink=Uplink(5.0, 120, True), plans=Plans(1, {"succeeded": 1}, 2, {"anomaly": 1}),
+        uplink=Uplink(5.0, 120, True), twin=Twin("pump-0", 1, 1, 180),
+        plans=Plans(1, {"succeeded": 1}, 2, {"anomaly": 1}),
         handoffs=Handoffs(0, 0, [], "handoff not available"),
     )  # fmt: skip
 
@@ -97,6 +99,7 @@ def test_nothing_lost_needs_every_leaf_reading_at_the_hub_and_applied_once() -> 
     assert not summary(cloud_applied=8).nothing_lost
     assert "NO: 1 accepted readings missing" in summary(missing_at_hub=1).lines()[-1]
     assert '"nothing_lost": true' in summary().to_json()
+    assert "pump-0 desired v1 converged in 180 ms" in "\n".join(summary().lines())
 
 
 def test_percentiles_are_nearest_rank() -> None:

@@ -76,6 +76,12 @@ def test_every_bad_payload_was_quarantined_with_its_reason(run: Run) -> None:
     assert quarantine["bad_payloads_sent"] == quarantine["total"] == sum(BAD_PAYLOADS.values())
 
 
+def test_the_operators_desired_state_converged(run: Run) -> None:
+    twin = run.summary["twin"]
+    assert twin["desired_version"] == twin["reported_version"] == 1, twin
+    assert twin["convergence_ms"] is not None
+
+
 def test_the_cloud_planned(run: Run) -> None:
     plans = run.summary["plans"]
     assert plans["total"] >= 1 and plans["steps"] >= 1
