@@ -60,13 +60,13 @@ DEADLINE_S = 60.0
 
 def reading(device: str, seq: int) -> bytes:
     return codec.encode(
-        Reading(device=device, seq=seq, ts_ms=1_700_000_000_000 + seq, metrics={"t": 20.0 + seq % 7})
+        Reading(
+            device=device, seq=seq, ts_ms=1_700_000_000_000 + seq, metrics={"t": 20.0 + seq % 7}
+        )
     )
 
 
-async def eventually(
-    check: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S
-) -> None:
+async def eventually(check: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) -> None:
     """Await until `check()` (sync or async) is truthy; AssertionError after the deadline."""
 
     async def holds() -> bool:
