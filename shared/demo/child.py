@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 # `baton` itself, whatever the console script is called or wherever it is installed.
 BATON: Final = (sys.executable, "-m", "shared.cli.main")
 STOP_GRACE_S: Final = 15.0  # the cloud drains a batch in hand for up to 10 s
+KEEP_LINES: Final = 500
 
 
 class Child(Service):
@@ -43,12 +45,15 @@ class Child(Service):
         log_path: Path,
         cwd: Path,
         env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
     ) -> None:
         self.name = name
         self.args = [*BATON, *args]
         self.log_path = log_path
         self._cwd = cwd
         self._env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
+        self._stdin = stdin
+        self.lines: deque[str] = deque(maxlen=KEEP_LINES)  # the output's end, for callers
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         # The one pending `wait_for_line`: its pattern and the future the reader resolves.
@@ -64,12 +69,17 @@ class Child(Service):
             *self.args,
             cwd=self._cwd,
             env=self._env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if self._stdin is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._reader = asyncio.create_task(self._copy_output(), name=f"demo-{self.name}-log")
+        if self._stdin is not None and self._proc.stdin is not None:
+            # Small (a script of a few lines): the pipe's buffer takes it whole.
+            self._proc.stdin.write(self._stdin)
+            await self._proc.stdin.drain()
+            self._proc.stdin.close()
 
     async def _copy_output(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -78,6 +88,7 @@ class Child(Service):
                 async for raw in self._proc.stdout:
                     line = raw.decode("utf-8", "replace")
                     _write(out, line)
+                    self.lines.append(line.rstrip("\n"))
                     self._match(line)
             finally:
                 self._resolve(None)  # EOF: the process is gone

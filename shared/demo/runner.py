@@ -289,9 +289,11 @@ def _summary(stack: Stack, c: Collected) -> DemoSummary:
         twin=_twin(c.devices, c.timeline.desired_version),
         plans=_plan_counts(c.plans),
         handoffs=Handoffs(
+            session=session.session,
+            owners=session.owners,
             completed=session.completed,
             failed=len(session.handoffs) - session.completed,
-            latency_ms=[float(h.get("latency_ms", 0.0)) for h in session.handoffs],
+            latency_ms=[float(h["latency_ms"]) for h in session.handoffs if h.get("latency_ms")],
             skipped=session.skipped,
         ),
     )

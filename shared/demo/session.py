@@ -1,31 +1,61 @@
-"""The demo's scripted operator session: opened on the gateway, handed to the cloud and back.
+"""The demo's scripted operator session: `baton chat` on the gateway, handed to the cloud
+and back.
 
-It needs the handoff protocol wired into the edge daemon and the cloud orchestrator
-(`baton handoff`); where that is not installed the step reports, plainly, that it was
-skipped and why, and the summary says the same.
+The operator is a script fed to `baton chat`, the command a person would type into: a
+question the gateway's local agent answers from its rules and data, `/handoff cloud`, a
+question about the fleet, `/handoff edge`, one more question, `/quit`. Every event goes to
+the session's log on the hub, where the dashboard shows it streaming. Where the handoff
+protocol is not installed the chat says so and the session stays on the gateway; the
+summary then says the handoffs were skipped, and why, in the chat's own words.
+
+Each handoff's outcome and latency come from the cloud (`/api/dashboard`, which reads
+the session log); where the dashboard is not served, from the owner the chat reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.util
 import logging
+import re
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from shared.compat import timeout
+from shared.demo.child import Child
+from shared.demo.probe import get_json
 from shared.demo.progress import Progress
+from shared.errors import TransportError
+from shared.natsrun.monitor import poll_until
 
 if TYPE_CHECKING:
     from shared.demo.stack import Stack
 
 log = logging.getLogger(__name__)
 
-HANDOFF_COMMAND = "handoff"
+SCRIPT: Final = (
+    "why did the fan on pump-0 turn on?",
+    "/handoff cloud",
+    "which devices in the fleet need attention?",
+    "/handoff edge",
+    "what is the vibration of bearing-1 doing?",
+    "/quit",
+)
+HANDOFFS_EXPECTED: Final = 2  # to the cloud, and back
+SESSION_TIMEOUT_S: Final = 90.0  # a handoff takes milliseconds; a cold cloud model, longer
+RESULTS_TIMEOUT_S: Final = 10.0  # the session log reaching the cloud's view of it
+_STATUS: Final = re.compile(r"\[session (\S+) · owner (\w+) · epoch (\d+)")
+# `baton chat`'s answer to /handoff where the protocol is not installed.
+_UNAVAILABLE: Final = re.compile(r"Handoff is not available here \((.*?)\)")
 
 
 @dataclass
 class SessionResult:
-    """What the operator session did; `skipped` says why it did not run."""
+    """What the operator session did; `skipped` says why the handoffs did not happen."""
 
+    session: str | None = None
+    owners: list[str] = field(default_factory=list)  # as the chat reported them, in order
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None
 
@@ -39,17 +69,92 @@ class SessionResult:
 
 
 def handoff_available() -> bool:
-    """Whether this installation has the handoff protocol wired in (`baton handoff`)."""
-    return any(ep.name == HANDOFF_COMMAND for ep in entry_points(group="baton.commands"))
+    """Whether this installation has the edge's side of the handoff that `baton chat` uses."""
+    if importlib.util.find_spec("edge.handoff") is None:
+        return False
+    return hasattr(importlib.import_module("edge.handoff"), "chat_handoff")
 
 
 async def run_session(stack: Stack, progress: Progress) -> SessionResult:
-    if not handoff_available():
-        reason = "handoff not available (no `baton handoff` in this installation)"
-        progress.event(f"operator session skipped: {reason}")
-        return SessionResult(skipped=reason)
-    # The protocol is installed but the demo's script for it is not written against it
-    # yet: say so rather than pretend.
-    reason = "handoff installed, but the demo's session script does not drive it yet"
-    progress.event(f"operator session skipped: {reason}")
-    return SessionResult(skipped=reason)
+    chat = _chat(stack)
+    progress.event(f"operator session: {len(SCRIPT) - 1} lines typed into baton chat")
+    await chat.start()
+    try:
+        async with timeout(SESSION_TIMEOUT_S):
+            await chat.wait()
+    except asyncio.TimeoutError:
+        progress.event(f"operator session did not finish in {SESSION_TIMEOUT_S:.0f} s")
+    finally:
+        await chat.aclose()
+    result = _read(list(chat.lines))
+    if result.skipped is None and result.session is not None:
+        result.handoffs = await _handoffs(stack, result)
+    progress.event(_describe(result))
+    return result
+
+
+def _chat(stack: Stack) -> Child:
+    from shared.demo.stack import shipped  # the stack imports this module
+
+    work, gateway = stack.work, stack.settings.gateway
+    args = ["chat", "--gateway", gateway, "--config", str(shipped("edge.toml")),
+            "--nats", stack.topology.leaf.client_url]  # fmt: skip
+    return Child(
+        "operator session", args, log_path=work.log("session"), cwd=work.root,
+        env={"BATON_EDGE_STATE_DIR": str(work.edge)},
+        stdin="".join(f"{line}\n" for line in SCRIPT).encode(),
+    )  # fmt: skip
+
+
+def _read(lines: list[str]) -> SessionResult:
+    """The session id, its owners and any refusal, from what the chat printed."""
+    result = SessionResult()
+    for line in lines:
+        if (status := _STATUS.search(line)) is not None:
+            result.session = status.group(1)
+            if not result.owners or result.owners[-1] != status.group(2):
+                result.owners.append(status.group(2))
+        if (refused := _UNAVAILABLE.search(line)) is not None and result.skipped is None:
+            result.skipped = f"handoff not available ({refused.group(1)})"
+    if result.session is None and result.skipped is None:
+        result.skipped = "baton chat did not start a session (see logs/session.log)"
+    return result
+
+
+async def _handoffs(stack: Stack, result: SessionResult) -> list[dict[str, Any]]:
+    """The session's handoffs as the cloud saw them, once both have ended (bounded)."""
+    found: list[dict[str, Any]] = []
+
+    async def ended() -> bool:
+        nonlocal found
+        try:
+            snapshot = await get_json(f"{stack.api_url}/api/dashboard")
+        except TransportError:
+            return False
+        found = [h for h in snapshot["handoffs"] if h["session"] == result.session]
+        return len(found) >= HANDOFFS_EXPECTED and all(h["state"] != "running" for h in found)
+
+    try:
+        await poll_until(ended, timeout_s=RESULTS_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        if not found:
+            return _from_owners(result.owners)
+    return [{"to": h["to"], "ok": h["state"] == "completed", "latency_ms": h["latency_ms"],
+             "steps": h["steps"]} for h in found]  # fmt: skip
+
+
+def _from_owners(owners: list[str]) -> list[dict[str, Any]]:
+    """Each change of owner the chat reported is a completed handoff (latency unknown)."""
+    return [{"to": to, "ok": True, "latency_ms": None} for to in owners[1:]]
+
+
+def _describe(result: SessionResult) -> str:
+    where = " → ".join(result.owners) or "?"
+    head = f"operator session {result.session or '?'}: owner {where}"
+    if result.skipped:
+        return f"{head}; handoffs skipped ({result.skipped})"
+    times = ", ".join(
+        f"{h['to']} {h['latency_ms']:.0f} ms" if h.get("latency_ms") is not None else h["to"]
+        for h in result.handoffs
+    )
+    return f"{head}; handoffs: {times or 'none seen'}"

@@ -67,6 +67,8 @@ class Plans:
 
 @dataclass(frozen=True, slots=True)
 class Handoffs:
+    session: str | None  # the operator's session
+    owners: list[str]  # who owned it, in order, as the chat reported
     completed: int
     failed: int
     latency_ms: list[float]
@@ -134,10 +136,11 @@ class DemoSummary:
 
     def _handoff_line(self) -> str:
         h = self.handoffs
+        where = f"session {h.session or '?'} owned by {' → '.join(h.owners) or '?'}"
         if h.skipped:
-            return f"skipped: {h.skipped}"
-        times = ", ".join(f"{ms:.0f} ms" for ms in h.latency_ms)
-        return f"{h.completed} completed, {h.failed} failed ({times})"
+            return f"{where}; skipped: {h.skipped}"
+        times = ", ".join(f"{ms:.0f} ms" for ms in h.latency_ms) or "latency not seen"
+        return f"{where}; {h.completed} completed, {h.failed} failed ({times})"
 
     def _loss_line(self) -> str:
         r = self.readings

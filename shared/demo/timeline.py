@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 # then, and a 60 s run still has half a minute to show the backlog arriving.
 OUTAGE_AT_S: Final = 30.0
 OUTAGE_S: Final = 5.0
-SESSION_AT_S: Final = 8.0
+SESSION_AT_S: Final = 16.0  # after pump-0's first overheat: something to ask about
 DESIRED_AT_S: Final = 12.0
+# Long enough for the whole schedule plus time to see the backlog arrive.
+FULL_RUN_S: Final = OUTAGE_AT_S + OUTAGE_S + 15.0
 # What the operator asks of pump-0's twin: the dashboard shows the drift, then convergence.
 DESIRED_DEVICE: Final = "pump-0"
 DESIRED_STATE: Final = {"mode": "eco", "max_temp_c": 70}
@@ -48,7 +50,7 @@ class Schedule:
     @classmethod
     def fitting(cls, duration_s: float | None) -> Schedule:
         """The default schedule, squeezed into a short run so everything still happens."""
-        if duration_s is None or duration_s >= OUTAGE_AT_S + 2 * OUTAGE_S + SESSION_AT_S:
+        if duration_s is None or duration_s >= FULL_RUN_S:
             return cls()
         outage_s = max(1.0, min(OUTAGE_S, duration_s / 10))
         return cls(

@@ -82,6 +82,15 @@ def test_a_command_trace_shows_its_path_across_edge_hub_and_cloud(page: Page) ->
     expect(page.locator("#trace-view")).to_contain_text("reflex")
 
 
+def test_the_operator_session_streams_into_the_agents_panel(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    card = page.locator("#agents .agent[data-session]").first
+    expect(card).to_be_visible(timeout=60_000)  # the demo's operator session starts at 16 s
+    expect(card.locator("pre")).to_contain_text("pump-0", timeout=WAIT_MS)
+    expect(card.locator(".badge")).to_have_text(re.compile("^(edge|cloud)$"))
+
+
 def test_a_handoff_triggered_through_the_api_appears_on_the_timeline(page: Page) -> None:
     if not handoff_available():
         pytest.skip("the handoff protocol is not wired into the edge and the cloud yet (issue 6)")

@@ -88,7 +88,7 @@ def summary(**readings: int) -> DemoSummary:
         quarantine=Quarantine(1, {"malformed": 1}, 1),
         uplink=Uplink(5.0, 120, True), twin=Twin("pump-0", 1, 1, 180),
         plans=Plans(1, {"succeeded": 1}, 2, {"anomaly": 1}),
-        handoffs=Handoffs(0, 0, [], "handoff not available"),
+        handoffs=Handoffs("s-1", ["edge"], 0, 0, [], "handoff not available"),
     )  # fmt: skip
 
 
@@ -133,3 +133,22 @@ def test_a_short_run_still_fits_the_outage_and_the_session() -> None:
     short = Schedule.fitting(20)
     assert short.session_at_s < short.outage_at_s
     assert short.outage_at_s + short.outage_s < 20
+
+
+def test_the_chat_output_gives_the_session_its_owners_and_any_refusal() -> None:
+    from shared.demo.session import _read
+
+    moved = _read([
+        "[session s-1 · owner edge · epoch 0 · model rules · hub linked]",
+        "agent> rule overheat v1 fired on pump-0 ...",
+        "[session s-1 · owner cloud · epoch 2 · model rules · hub linked]",
+        "[session s-1 · owner cloud · epoch 2 · model rules · hub linked]",
+        "[session s-1 · owner edge · epoch 3 · model rules · hub linked]",
+    ])  # fmt: skip
+    assert (moved.session, moved.owners, moved.skipped) == ("s-1", ["edge", "cloud", "edge"], None)
+    refused = _read([
+        "[session s-2 · owner edge · epoch 0 · model rules · hub linked]",
+        "you> Handoff is not available here (no edge.handoff); the session stays on the edge.",
+    ])  # fmt: skip
+    assert refused.skipped == "handoff not available (no edge.handoff)"
+    assert _read(["config error: bad"]).skipped is not None
