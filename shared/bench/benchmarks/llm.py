@@ -1,0 +1,131 @@
+"""llm: tokens/s of the agent engine vs bare llama-cpp-python, on the same GGUF.
+
+baton: one question to a fresh `AgentSession` over `LlamaBackend` (worker thread, batched
+token handover, tool-call parser, framing, events), question in → `agent_complete`.
+Bare: `Llama.create_completion(prompt, stream=True)` on the same loaded model with the
+same prompt, sampling settings and stop sequences, question in → last piece. Both count
+the pieces that carry text, as the backend does. The default model is the tiny random
+one `shared.agent.tinygguf` writes (its end-of-sequence is never sampled, so every reply
+runs to `max_tokens`); `--model` takes any GGUF.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.bench.context import Context
+from shared.bench.row import Goal, Row
+from shared.bench.runner import Skip
+from shared.bench.stats import Summary
+
+name = "llm"
+title = "tokens/s of the local agent vs bare llama-cpp-python on the same GGUF"
+
+GOALS = (Goal("ratio", ">=", 0.95),)
+GATEWAY = "gw1"
+QUESTION = "Why did the fan of pump-7 turn on, and is the temperature falling now?"
+
+
+def _model(ctx: Context) -> Path:
+    if ctx.model is not None:
+        return ctx.model
+    if importlib.util.find_spec("gguf") is None:
+        raise Skip("no --model given and the gguf package (dev extra) is missing to write one")
+    from shared.agent.tinygguf import write_tiny_llama
+
+    path = ctx.scratch("model") / "tiny.gguf"
+    return write_tiny_llama(
+        path, words=("pump", "fan", "temperature"), n_layer=2, n_embd=64, seed=1
+    )
+
+
+def _prompt() -> tuple[str, list[str]]:
+    """The raw prompt the session sends for QUESTION (no tools), and the stop sequences."""
+    from shared.agent.prompt import STOP, render_raw
+    from shared.agent.turn import SYSTEM_PROMPT
+    from shared.messages import ChatMessage
+
+    system = SYSTEM_PROMPT.format(gw=GATEWAY, side="edge")
+    messages = [
+        ChatMessage(role="system", content=system),
+        ChatMessage(role="user", content=QUESTION),
+    ]
+    return render_raw(messages), list(STOP)
+
+
+async def _agent_turn(backend: Any, config: Any) -> float:
+    from shared.agent import AgentSession
+    from shared.messages import AgentComplete
+
+    session = AgentSession("bench-llm", gw=GATEWAY, backend=backend, config=config)
+    started = time.perf_counter()
+    tokens = 0
+    async for event in session.ask(QUESTION):
+        if isinstance(event, AgentComplete):
+            tokens = event.tokens
+    return tokens / (time.perf_counter() - started)
+
+
+def _bare_turn(llm: Any, prompt: str, stop: list[str], config: Any) -> float:
+    started = time.perf_counter()
+    tokens = 0
+    chunks = llm.create_completion(
+        prompt, max_tokens=config.max_tokens, temperature=config.temperature, stop=stop, stream=True
+    )
+    for chunk in chunks:
+        if chunk["choices"][0]["text"]:
+            tokens += 1
+    return tokens / (time.perf_counter() - started)
+
+
+async def run(ctx: Context) -> list[Row]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise Skip("llama-cpp-python is not installed (pip install 'baton[llm]')")
+    from shared.agent import AgentConfig, LlamaBackend
+
+    model = _model(ctx)
+    config = AgentConfig(
+        model_path=model,
+        prompt_format="raw",
+        max_tokens=ctx.pick(quick=16, full=128),
+        n_ctx=2048 if ctx.model is None else 4096,
+    )
+    backend = await LlamaBackend.open(config)
+    try:
+        rates = await _alternate(ctx, backend, config)
+    finally:
+        await backend.aclose()
+    baton, bare = Summary.of(rates["baton"]), Summary.of(rates["bare"])
+    return [
+        Row(
+            f"local agent tokens/s ({model.name})",
+            "tokens/s",
+            baton.median,
+            None,
+            reference="bare llama-cpp-python",
+            ref_median=bare.median,
+            goals=GOALS,
+            samples=baton.count,
+            note=f"{config.max_tokens} tokens per reply, whole turn timed; worst round "
+            f"{min(rates['baton']):,.0f} vs {min(rates['bare']):,.0f} tokens/s",
+        )
+    ]
+
+
+async def _alternate(ctx: Context, backend: Any, config: Any) -> dict[str, list[float]]:
+    prompt, stop = _prompt()
+    rounds = ctx.pick(quick=2, full=9)
+    ctx.say(f"{rounds} rounds of one reply per side, {config.max_tokens} tokens each")
+    await _agent_turn(backend, config)  # warm-up: first evaluation of the prompt
+    _bare_turn(backend.llama, prompt, stop, config)
+    rates: dict[str, list[float]] = {"baton": [], "bare": []}
+    for i in range(rounds):
+        for arm in ("baton", "bare") if i % 2 == 0 else ("bare", "baton"):
+            if arm == "baton":
+                rates[arm].append(await _agent_turn(backend, config))
+            else:
+                rates[arm].append(_bare_turn(backend.llama, prompt, stop, config))
+    return rates
