@@ -28,7 +28,7 @@ async def run(ctx: Context) -> list[Row]:
     from edge.uplink import bench as uplink_bench
 
     messages = ctx.pick(quick=2_000, full=200_000)
-    rounds = ctx.pick(quick=1, full=3)
+    rounds = ctx.pick(quick=1, full=2)  # 2 rounds: A B B A
     rates: dict[str, list[float]] = {"baton": [], "bare": []}
     cpu: dict[str, list[float]] = {"baton": [], "bare": []}
     async with topology(ctx.scratch("nats"), uplink_bench.GATEWAY) as topo:
