@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 
 from shared.compat import timeout
 from shared.session.lease import Lease, LeaseStore, decode_value
+from shared.session.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,7 @@ class LeaseBoard:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:  # already reported through `_ready` or logged here
-                log.exception("lease board watch failed")
+        await stop_task(task)
 
     def get(self, session: str) -> Seen | None:
         return self._seen.get(session)

@@ -110,6 +110,7 @@ class Ask(Control):
 
 class AskReply(Control):
     ok: bool
-    after: Count = 0  # the turn's events follow this seq
+    after: Count = 0  # the turn's events follow this seq ...
+    epoch: Count = 0  # ... at this epoch
     owner: str | None = None
     reason: str = ""

@@ -41,6 +41,7 @@ from shared.session.errors import ChannelError
 from shared.session.frames import Frame, Mark, decode_event, pack_ack, unpack
 from shared.session.gate import SeqGate
 from shared.session.stream import DEAD_AFTER, HEARTBEAT_S
+from shared.session.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,14 @@ class EventFeed:
         *,
         side: str = "cloud",
         after: int = 0,
+        epoch: int = 0,
         mark: Mark | None = None,
         use_rtc: bool = True,
         heartbeat_s: float = HEARTBEAT_S,
         redial_s: float | None = REDIAL_S,
     ) -> None:
         self.session = session
-        self.gate = SeqGate(last=after)
+        self.gate = SeqGate(last=after, epoch=epoch)
         self.stats = FeedStats()
         self._nc, self._js = nc, js
         self._side = side
@@ -94,6 +96,11 @@ class EventFeed:
         self._pieces: list[bytes] = []
         self._ack: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def log_pos(self) -> int:
+        """A log position all of whose events this feed holds (where NATS resumes)."""
+        return self._pos
 
     @property
     def via(self) -> str:
@@ -126,10 +133,7 @@ class EventFeed:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _main(self) -> None:
         async with TaskGroup() as group:

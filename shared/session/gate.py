@@ -10,7 +10,8 @@ fenced-out owner. The gate:
   DESIGN "Edge handoff", applied to the stream),
 - and lets a *higher* epoch restart the numbering at or below what it has delivered: a
   new owner that took over after a crash numbers on from the durable log, and whatever
-  the dead owner streamed but never made durable is superseded.
+  the dead owner streamed but never made durable is superseded. A gate that starts at
+  `last` without knowing the epoch of those events (`epoch=0`) treats them as repeats.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class SeqGate:
         if event.epoch < self.epoch:
             self.stats.stale += 1
             return
-        if event.epoch > self.epoch and event.seq <= self.last:
+        if self.epoch and event.epoch > self.epoch and event.seq <= self.last:
             self.stats.rebased += 1
             self.last = event.seq - 1
             self._held = {s: e for s, e in self._held.items() if e.epoch >= event.epoch}

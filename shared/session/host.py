@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -46,13 +47,16 @@ from shared.session.control import (
 from shared.session.errors import HandoffAborted, NotOwner, SessionError
 from shared.session.feed import EventFeed
 from shared.session.frames import Mark
+from shared.session.gate import SeqGate
 from shared.session.handoff import hand_out
 from shared.session.intake import Intake
 from shared.session.lease import Lease, LeaseStore, LeaseValue
+from shared.session.log import read_log
 from shared.session.owner import CLOUD_PREPARE, CLOUD_QUEUE, Owner, Side
 from shared.session.reclaim import MayReclaim, Reclaimer
 from shared.session.runner import HostContext, SessionRunner, SessionSettings, hub_js
 from shared.session.snapshot import SnapshotStore
+from shared.session.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,7 @@ class SessionHost:
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner_hooks: list[Callable[[SessionRunner], None]] = []
+        self._watchers: dict[str, list[Callable[[AgentEventBase], None]]] = {}
         self._ctx: HostContext | None = None
         self._board: LeaseBoard | None = None
         self._intake: Intake | None = None
@@ -126,9 +131,9 @@ class SessionHost:
         self._ctx = ctx
         self._board = await LeaseBoard(leases).__aenter__()
         self._board.listen(self._on_lease)
-        self._intake = Intake(ctx, self._loader, self._adopt)
+        self._intake = Intake(ctx, self._loader, self._adopt, self._resume)
         self._reclaimer = Reclaimer(
-            ctx, self._board, self._loader, self._adopt, busy=self._busy,
+            ctx, self._board, self._loader, self._adopt, self._resume, busy=self._busy,
             may_reclaim=self._may_reclaim,
         )  # fmt: skip
         self.spawn(self._reclaimer.run(), f"reclaim:{self.owner.id}")
@@ -186,10 +191,7 @@ class SessionHost:
         await self.aclose()
 
     async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -224,9 +226,11 @@ class SessionHost:
         """Every session lease on the hub, as this process last saw it."""
         return sorted(self.board.leases(), key=lambda lease: lease.session)
 
-    def on_runner(self, hook: Callable[[SessionRunner], None]) -> None:
-        """Call `hook` for every session this host starts owning (e.g. to tell a fence)."""
+    def on_runner(self, hook: Callable[[SessionRunner], None]) -> Callable[[], None]:
+        """Call `hook` for every session this host starts owning (e.g. to tell a fence).
+        Returns its undo."""
         self._runner_hooks.append(hook)
+        return lambda: self._runner_hooks.remove(hook)
 
     # -- owning -------------------------------------------------------------------------
 
@@ -252,15 +256,34 @@ class SessionHost:
         feed = self.feeds.pop(runner.session, None)
         if feed is not None:
             await feed.aclose()
+            await self._catch_up(feed, runner)
         runner.on_agent_request = self._agent_request
-        runner.spawn(self._forget_when_ended(runner), f"runner-end:{runner.session}")
+        runner.stream.listen(functools.partial(self._dispatch, runner.session))
+        runner.on_end.append(self._forget)
         for hook in self._runner_hooks:
             hook(runner)
-        if runner.agent.pending and runner.state == "active":
+
+    async def _catch_up(self, feed: EventFeed, runner: SessionRunner) -> None:
+        """Hand our watchers what the closed feed had not delivered yet: every event up
+        to where the new runner starts is in the log (it starts at the log's end)."""
+        if runner.session not in self._watchers:
+            return
+        start = feed.log_pos + 1 if feed.log_pos else 0
+        try:
+            events = await read_log(self.ctx.js, runner.session, after=feed.gate.last, start=start)
+        except TransportError as exc:
+            log.warning("catching up %s from the log failed: %s", runner.session, exc)
+            return
+        for event in events:
+            if event.seq <= runner.stream.last_seq:
+                self._dispatch(runner.session, event)
+
+    def _resume(self, runner: SessionRunner) -> None:
+        """After a handoff or a reclaim: answer what the previous owner left pending."""
+        if runner.agent.pending and runner.acting():
             self.spawn(runner.submit(None), f"resume:{runner.session}")
 
-    async def _forget_when_ended(self, runner: SessionRunner) -> None:
-        await runner.ended.wait()
+    def _forget(self, runner: SessionRunner) -> None:
         if self.runners.get(runner.session) is runner:
             del self.runners[runner.session]
 
@@ -312,7 +335,7 @@ class SessionHost:
         if target is None and to == "edge":
             target = Owner("edge", runner.keeper.lease.value.gw)
         report = await hand_out(runner, to, target=target, reason=reason, announced=announced)
-        if self._follow and report.owner:
+        if report.owner and (self._follow or runner.session in self._watchers):
             await self.follow(runner.session)
         return report
 
@@ -341,35 +364,49 @@ class SessionHost:
     # -- talking to a session -----------------------------------------------------------
 
     async def ask(self, session: str, text: str) -> AsyncIterator[AgentEventBase]:
-        """One turn of `session`, wherever it runs: its events until it completes."""
-        runner = self.runners.get(session)
-        if runner is not None and runner.acting():
-            async for event in runner.ask(text):
-                yield event
-            return
-        async for event in self._ask_remote(session, text):
-            yield event
-
-    async def _ask_remote(self, session: str, text: str) -> AsyncIterator[AgentEventBase]:
-        lease = self.lease(session)
-        if lease is None:
-            raise NotOwner(session, None)
-        feed = await self.follow(session)
+        """One turn of `session`, wherever it runs, until it completes: its events in
+        order, once each, even when the session moves mid-turn (an agent-requested
+        handoff, a reclaim after the owner died: the new owner answers it again)."""
         queue: asyncio.Queue[AgentEventBase] = asyncio.Queue()
-        undo = feed.listen(queue.put_nowait)
+        undo = self.watch(session, queue.put_nowait)
         try:
-            after = await self._submit_remote(lease, Ask(session=session, text=text))
+            after, epoch = await self._submit(session, text)
+            gate = SeqGate(last=after, epoch=epoch)
             while True:
-                event = await queue.get()
-                if event.seq <= after:
-                    continue
-                yield event
-                if isinstance(event, AgentComplete | AgentError):
-                    return
+                for event in gate.offer([await queue.get()]):
+                    yield event
+                    if isinstance(event, AgentComplete | AgentError):
+                        return
         finally:
             undo()
 
-    async def _submit_remote(self, lease: Lease, ask: Ask) -> int:
+    def watch(self, session: str, listener: Callable[[AgentEventBase], None]) -> Callable[[], None]:
+        """Call `listener` with every event of `session` this host sees (from its own
+        runner or from its feed). Returns its undo."""
+        self._watchers.setdefault(session, []).append(listener)
+
+        def undo() -> None:
+            listeners = self._watchers.get(session, [])
+            listeners.remove(listener)
+            if not listeners:
+                self._watchers.pop(session, None)
+
+        return undo
+
+    def _dispatch(self, session: str, event: AgentEventBase) -> None:
+        for listener in list(self._watchers.get(session, ())):
+            listener(event)
+
+    async def _submit(self, session: str, text: str) -> tuple[int, int]:
+        """Start the turn where the session runs: the seq and epoch its events follow."""
+        runner = self.runners.get(session)
+        if runner is not None and runner.acting():
+            return await runner.submit(text), runner.epoch
+        lease = self.lease(session)
+        if lease is None:
+            raise NotOwner(session, None)
+        await self.follow(session)
+        ask = Ask(session=session, text=text)
         try:
             msg = await self.nc.request(
                 lease.owner.inbox("ask"), ask.encode(), timeout=ASK_TIMEOUT_S
@@ -379,7 +416,7 @@ class SessionHost:
             raise TransportError(f"asking {lease.value.owner}: {exc!r}") from exc
         if not reply.ok:
             raise NotOwner(ask.session, reply.owner)
-        return reply.after
+        return reply.after, reply.epoch
 
     async def follow(self, session: str, *, after: int | None = None) -> EventFeed:
         """Follow a session owned elsewhere (WebRTC to its owner, NATS as fallback)."""
@@ -392,11 +429,12 @@ class SessionHost:
         value = lease.value
         start = value.last_seq if after is None else after
         feed = EventFeed(
-            self.nc, self.ctx.js, session, side=value.side, after=start,
+            self.nc, self.ctx.js, session, side=value.side, after=start, epoch=lease.epoch,
             mark=Mark(value.log_pos, value.last_seq), use_rtc=self.settings.rtc,
             heartbeat_s=self.settings.heartbeat_s,
         )  # fmt: skip
         self.feeds[session] = await feed.__aenter__()
+        feed.listen(functools.partial(self._dispatch, session))
         return feed
 
     # -- inbox --------------------------------------------------------------------------
@@ -446,7 +484,8 @@ class SessionHost:
         try:
             if runner is None:
                 raise NotOwner(ask.session, None)
-            reply = AskReply(ok=True, after=await runner.submit(ask.text), owner=self.owner.id)
+            after = await runner.submit(ask.text)
+            reply = AskReply(ok=True, after=after, epoch=runner.epoch, owner=self.owner.id)
         except SessionError as exc:
             lease = self.lease(ask.session)
             reply = AskReply(ok=False, owner=lease.value.owner if lease else None, reason=str(exc))

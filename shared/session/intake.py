@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PREPARE_TTL_TTLS: Final = 2.0
 Adopt = Callable[[SessionRunner], Awaitable[None]]
+Start = Callable[[SessionRunner], None]
 
 
 @dataclass(slots=True)
@@ -44,10 +45,11 @@ class _Prepared:
 
 
 class Intake:
-    def __init__(self, ctx: HostContext, loader: AgentLoader, adopt: Adopt) -> None:
+    def __init__(self, ctx: HostContext, loader: AgentLoader, adopt: Adopt, start: Start) -> None:
         self._ctx = ctx
         self._loader = loader
         self._adopt = adopt
+        self._start = start
         self._prepared: dict[str, _Prepared] = {}
         self._activating: dict[str, asyncio.Future[SessionRunner]] = {}
         # The last runner each session was activated as: a Commit that arrives after the
@@ -148,6 +150,7 @@ class Intake:
             await runner.abort()
             raise
         log.info("took session %s at epoch %d", lease.session, lease.epoch)
+        self._start(runner)
         return runner
 
     def _drop(self, session: str) -> None:

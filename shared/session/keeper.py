@@ -14,7 +14,6 @@ never races the flip to a new owner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 from typing import Final
@@ -23,6 +22,7 @@ from shared.compat import timeout
 from shared.errors import TransportError
 from shared.session.errors import LeaseLost, SessionError
 from shared.session.lease import Lease, LeaseStore, LeaseValue
+from shared.session.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,7 @@ class LeaseKeeper:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def hand_over(self, value: LeaseValue) -> Lease:
         """CAS the lease to a new owner and stop renewing; the new lease (its revision is

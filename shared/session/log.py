@@ -27,16 +27,21 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from nats.js.errors import APIError, NotFoundError
 
 from shared import subjects
+from shared.compat import timeout
 from shared.errors import DecodeError, TransportError
 from shared.messages import AgentEventBase
 from shared.session.errors import LeaseLost, SessionError
 from shared.session.frames import Mark, pack, unpack
+from shared.session.tasks import stop_task
 
 log = logging.getLogger(__name__)
 
 # A log frame may be much larger than a channel frame: one publish per 128 KiB.
 LOG_FRAME_BYTES: Final = 128 * 1024
 RETRY_S: Final = (0.05, 0.2, 1.0)
+# Closing waits this long for the hub to take what is pending (the rest is dropped: a
+# successor numbers on from the log's end).
+DRAIN_S: Final = 2.0
 # JetStream error codes of a failed expected-last-sequence check.
 WRONG_LAST: Final = (10071, 10164)
 _READ_BATCH: Final = 256
@@ -94,21 +99,19 @@ class EventLog:
         return self.mark
 
     async def aclose(self) -> None:
-        """Drain (when still healthy), then stop. Safe to call twice."""
+        """Drain (when still healthy, for at most DRAIN_S), then stop. Safe twice."""
         if self._task is None:
             return
-        with contextlib.suppress(SessionError):
+        with contextlib.suppress(SessionError, TimeoutError):
             if not self._task.done():
-                await self.flush()
+                async with timeout(DRAIN_S):
+                    await self.flush()
         await self.abort()
 
     async def abort(self) -> None:
         """Stop now, dropping what is not appended yet (a crash, or a fenced owner)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _run(self) -> None:
         try:

@@ -35,12 +35,14 @@ log = logging.getLogger(__name__)
 
 MayReclaim = Callable[[Lease], bool]
 Adopt = Callable[[SessionRunner], Awaitable[None]]
+Start = Callable[[SessionRunner], None]
 
 
 async def recover(
     ctx: HostContext, loader: AgentLoader, lease: Lease, *, sent_at: float, reason: str
 ) -> SessionRunner:
-    """A runner for `lease` (just acquired by us) from the hub's durable state."""
+    """A runner for `lease` (just acquired by us) from the hub's durable state; the
+    caller adopts it, then announces it (`handoff_abort`), then lets it answer."""
     tail = await log_tail(ctx.js, lease.session)
     ref = await ctx.snapshots.latest(lease.session)
     if ref is not None:
@@ -54,11 +56,6 @@ async def recover(
     agent = await loader(snapshot.model_copy(update=update))
     runner = SessionRunner(ctx, agent, lease, start=tail, snap=ref, sent_at=sent_at)
     await runner.__aenter__()
-    try:
-        await runner.emit(HandoffAbort, reason=reason[:500])
-    except BaseException:
-        await runner.abort()
-        raise
     return runner
 
 
@@ -71,6 +68,7 @@ class Reclaimer:
         board: LeaseBoard,
         loader: AgentLoader,
         adopt: Adopt,
+        start: Start,
         *,
         busy: Callable[[str], bool],
         may_reclaim: MayReclaim | None = None,
@@ -79,6 +77,7 @@ class Reclaimer:
         self._board = board
         self._loader = loader
         self._adopt = adopt
+        self._start = start
         self._busy = busy
         self._rule = may_reclaim
         self.reclaimed = 0
@@ -143,5 +142,12 @@ class Reclaimer:
         except (SessionError, TransportError) as exc:
             log.error("recovering %s failed: %s", old.session, exc)
             return
+        try:
+            await self._adopt(runner)
+            await runner.emit(HandoffAbort, reason=reason[:500])
+        except SessionError as exc:
+            log.error("reclaimed %s but could not go on: %s", old.session, exc)
+            await runner.abort()
+            return
         self.reclaimed += 1
-        await self._adopt(runner)
+        self._start(runner)

@@ -125,6 +125,8 @@ async def dial(
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     peer = RtcPeer(RTCPeerConnection(rtc_configuration()))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
     try:
         async with timeout(wait_s):
             channel = peer.pc.createDataChannel(CHANNEL_LABEL, ordered=True)
@@ -133,7 +135,8 @@ async def dial(
             channel.on("open", opened.set)
             await peer.pc.setLocalDescription(await peer.pc.createOffer())
             offer = Offer(peer.pc.localDescription.sdp, after)
-            reply = await nc.request(subjects.rtc_signal(session, side), offer.encode())
+            left = max(0.01, deadline - loop.time())  # nc.request's own default is 0.5 s
+            reply = await nc.request(subjects.rtc_signal(session, side), offer.encode(), left)
             answer = _answer(reply.data)
             await peer.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
             await opened.wait()

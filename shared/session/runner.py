@@ -43,6 +43,7 @@ from shared.session.log import EventLog
 from shared.session.owner import Owner
 from shared.session.snapshot import SnapRef, SnapshotStore, encode_snapshot
 from shared.session.stream import HEARTBEAT_S, ChannelSink, EventStream
+from shared.session.tasks import stop_tasks
 from shared.streams import LEASE_TTL_S
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class SessionRunner:
         self.end_reason = ""
         self.successor: str | None = None  # the owner this runner handed the session to
         self.on_agent_request: Callable[[SessionRunner, HandoffRequest], None] | None = None
+        self.on_end: list[Callable[[SessionRunner], None]] = []  # called once, when it stops
         # Our last `.snap` (CAS for the next one) and its blob (purged once superseded).
         self._snap_last = snap.seq if snap else 0
         self._last_blob = snap.blob if snap else None
@@ -308,10 +310,17 @@ class SessionRunner:
             self.cut_turn()
 
     def _finish(self, reason: str) -> None:
-        if self.state != "ended":
-            self.state = "ended"
-            self.end_reason = reason
-            self.ended.set()
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        self.end_reason = reason
+        self.ended.set()
+        log.info("session %s stops acting here: %s", self.session, reason)
+        for hook in self.on_end:
+            try:
+                hook(self)
+            except Exception:  # a hook's bug must not keep the runner acting
+                log.exception("on_end hook of %s failed", self.session)
 
     async def retire(self, reason: str) -> None:
         """Stop acting after a handoff: the log is already flushed, the lease is the new
@@ -343,10 +352,7 @@ class SessionRunner:
                 await sub.unsubscribe()
         await self.keeper.aclose()
         await (self.log.aclose() if drain else self.log.abort())
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(self._tasks)
 
 
 async def _aclose(events: AsyncIterator[AgentEventBase]) -> None:

@@ -92,6 +92,11 @@ class EventStream:
                 sink.push(seq, data, event)
         self._sinks.append(sink)
 
+    @property
+    def sinks(self) -> tuple[ChannelSink, ...]:
+        """The followers' channels attached now."""
+        return tuple(self._sinks)
+
     def detach(self, sink: ChannelSink) -> None:
         with contextlib.suppress(ValueError):
             self._sinks.remove(sink)

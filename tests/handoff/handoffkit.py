@@ -9,6 +9,8 @@ conversation  the (role, content) pairs of a running session
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,10 @@ GW = "gw1"
 WAIT_S = 15.0
 TTL_S = 2.0
 SETTINGS = SessionSettings(ttl_s=TTL_S, heartbeat_s=0.2, turn_wait_s=5.0)
+
+
+def settings(**changes: Any) -> SessionSettings:
+    return dataclasses.replace(SETTINGS, **changes)
 
 
 class Model(ScriptedBackend):
@@ -98,6 +104,18 @@ async def turn(host: SessionHost, session: str, text: str) -> list[AgentEventBas
 async def first(events: AsyncIterator[AgentEventBase]) -> AgentEventBase:
     async with timeout(WAIT_S):
         return await events.__anext__()
+
+
+async def running(host: SessionHost, session: str) -> None:
+    """Until `host` owns and runs `session` (it may already)."""
+    adopted = asyncio.Event()
+    undo = host.on_runner(lambda runner: adopted.set() if runner.session == session else None)
+    try:
+        if session not in host.runners:
+            async with timeout(WAIT_S):
+                await adopted.wait()
+    finally:
+        undo()
 
 
 def conversation(host: SessionHost, session: str) -> list[tuple[str, str]]:
