@@ -5,7 +5,7 @@ Frames are unpacked with `shared.session.frames.unpack`; each event is taken onc
 (session, seq), so a replayed log adds nothing. What it keeps, bounded:
 
 - per session, the agent stream as a person reads it: who runs it (agent, owner side,
-  epoch), the text of the current answer as it streams, and its state;
+  epoch), the conversation's latest text as it streams, and its state;
 - per handoff, its steps: request → snapshot → accept → complete (or abort), each with
   the time since the step before, and the latency the old owner measured.
 """
@@ -36,7 +36,8 @@ from shared.session.frames import unpack
 
 MAX_SESSIONS: Final = 100
 MAX_HANDOFFS: Final = 200
-MAX_TEXT: Final = 4000  # characters of the current answer kept for a page that joins late
+MAX_TEXT: Final = 6000  # characters of the conversation kept for a page that joins late
+TURN_RULE: Final = "\n────────\n"  # between two turns, as the page draws it
 
 
 @dataclass
@@ -132,7 +133,8 @@ class SessionTap:
                                 "agent": stream.agent, "epoch": event.epoch, "ts_ms": event.ts_ms,
                                 "owner": stream.owner}  # fmt: skip
         if isinstance(event, AgentStart):
-            stream.state, stream.text = "running", ""
+            stream.state = "running"
+            stream.text = (stream.text + TURN_RULE)[-MAX_TEXT:] if stream.text else ""
         elif isinstance(event, ContentChunk):
             stream.state = "running"
             stream.text = (stream.text + event.text)[-MAX_TEXT:]

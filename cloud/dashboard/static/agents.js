@@ -1,6 +1,9 @@
 // Live agent streams: one column per session, side by side, text appended as each
-// `agent` event arrives (chunks of a running answer, tool calls, completion).
+// `agent` event arrives (chunks of a running answer, tool calls, completion); each
+// turn under a rule, the latest at the bottom, the oldest dropped past MAX_TEXT.
 import { el } from "./util.js";
+
+const MAX_TEXT = 6000;
 
 class AgentCard {
   constructor(session) {
@@ -10,6 +13,12 @@ class AgentCard {
     this.text = el("pre");
     this.node = el("div", { class: "agent", dataset: { session } },
       el("header", {}, this.title, this.owner, this.meta), this.text);
+  }
+
+  turn() {
+    if (this.text.textContent) this.text.textContent += "\n────────\n";
+    const text = this.text.textContent;
+    if (text.length > MAX_TEXT) this.text.textContent = text.slice(-MAX_TEXT);
   }
 
   update(s) {
@@ -31,7 +40,7 @@ export class Agents {
   on(type, e) {
     const card = this.card(e.session);
     const s = { ...(this.state.get(e.session) ?? { state: "running" }), agent: e.agent, owner: e.owner, epoch: e.epoch };
-    if (e.type === "agent_start") { card.text.textContent = ""; s.state = "running"; }
+    if (e.type === "agent_start") { card.turn(); s.state = "running"; }
     else if (e.type === "content_chunk") { card.text.textContent += e.text; s.state = "running"; }
     else if (e.type === "tool_execution") card.text.textContent += ` ${e.text} `;
     else if (e.type === "agent_complete") s.state = "done";
