@@ -558,6 +558,22 @@ class HubView:
             await sub.unsubscribe()
         return dict(seqs)
 
+    async def ids(self, kind: str = "r", gw: str = GW) -> list[str]:
+        """The Nats-Msg-Id of every FLEET `kind` message, in stream order."""
+        expected = await self.count(kind, gw)
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30.0)
+        sub = await self.js.pull_subscribe(
+            f"fleet.{gw}.{kind}.*", stream=subjects.FLEET_STREAM, config=config
+        )
+        ids: list[str] = []
+        try:
+            while len(ids) < expected:
+                msgs = await sub.fetch(min(1000, expected - len(ids)), timeout=10)
+                ids += [(m.headers or {}).get(subjects.HDR_MSG_ID, "") for m in msgs]
+        finally:
+            await sub.unsubscribe()
+        return ids
+
     async def per_device_has_last(self, sent: dict[str, int], kind: str = "r") -> bool:
         """Whether FLEET holds, for each device, the last of its `sent[device]` readings."""
         for device, count in sent.items():
