@@ -87,7 +87,7 @@ class EventFeed:
         self._use_rtc = use_rtc
         self._heartbeat_s = heartbeat_s
         self._redial_s = redial_s
-        self._queue: asyncio.Queue[AgentEventBase] = asyncio.Queue()
+        self._queue: asyncio.Queue[AgentEventBase] | None = None  # made by __aiter__
         self._listeners: list[Listener] = []
         self._peer: rtc.RtcPeer | None = None
         self._head: int | None = None
@@ -117,10 +117,12 @@ class EventFeed:
         await self.aclose()
 
     def __aiter__(self) -> EventFeed:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
         return self
 
     async def __anext__(self) -> AgentEventBase:
-        return await self._queue.get()
+        return await self.__aiter__()._queue.get()  # type: ignore[union-attr]
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -151,7 +153,8 @@ class EventFeed:
         else:
             self.stats.nats_events += len(ready)
         for event in ready:
-            self._queue.put_nowait(event)
+            if self._queue is not None:
+                self._queue.put_nowait(event)
             for listener in list(self._listeners):
                 listener(event)
         if self._in_sync() != synced:

@@ -51,7 +51,7 @@ from shared.session.gate import SeqGate
 from shared.session.handoff import hand_out
 from shared.session.intake import Intake
 from shared.session.lease import Lease, LeaseStore, LeaseValue
-from shared.session.log import read_log
+from shared.session.log import log_tail, read_log
 from shared.session.owner import CLOUD_PREPARE, CLOUD_QUEUE, Owner, Side
 from shared.session.reclaim import MayReclaim, Reclaimer
 from shared.session.runner import HostContext, SessionRunner, SessionSettings, hub_js
@@ -242,7 +242,12 @@ class SessionHost:
         )  # fmt: skip
         sent = asyncio.get_running_loop().time()
         lease = await self.ctx.leases.acquire(session, value, last=None)
-        runner = SessionRunner(self.ctx, agent, lease, start=Mark(), sent_at=sent)
+        tail = await log_tail(self.ctx.js, session)
+        if tail.seq > agent.seq:  # an id reused: its history is on the hub, recover it
+            await self.ctx.leases.release(lease)
+            raise SessionError(f"session {session} already has {tail.seq} events on the hub")
+        ref = await self.ctx.snapshots.latest(session)
+        runner = SessionRunner(self.ctx, agent, lease, start=tail, snap=ref, sent_at=sent)
         await runner.__aenter__()
         await self._adopt(runner)
         await runner.checkpoint()  # a reclaimer always finds a snapshot

@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 # A log frame may be much larger than a channel frame: one publish per 128 KiB.
 LOG_FRAME_BYTES: Final = 128 * 1024
 RETRY_S: Final = (0.05, 0.2, 1.0)
+# The appender waits this long before each publish: the live channel goes first, and
+# what arrives meanwhile becomes one frame (one publish, one fsync on the hub), so the
+# log costs at most ~1/LINGER_S publishes a second however fast the agent talks.
+# `flush()` (a handoff, a checkpoint) skips the wait. Events are durable this much later
+# than they are live; an owner that dies in between has them superseded (`gate`).
+LINGER_S: Final = 0.01
 # Closing waits this long for the hub to take what is pending (the rest is dropped: a
 # successor numbers on from the log's end).
 DRAIN_S: Final = 2.0
@@ -71,6 +77,7 @@ class EventLog:
         self._pending: list[tuple[int, bytes]] = []
         self._pushed = start.seq
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -91,6 +98,7 @@ class EventLog:
     async def flush(self) -> Mark:
         """Wait until everything pushed so far is in the stream; the durable mark."""
         target = self._pushed
+        self._urgent.set()
         while self.mark.seq < target:
             if self.failure is not None:
                 raise self.failure
@@ -117,9 +125,15 @@ class EventLog:
         try:
             while True:
                 await self._wake.wait()
+                if not self._urgent.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._urgent.wait(), LINGER_S)
                 self._wake.clear()
-                while self._pending:
+                self._urgent.clear()
+                if self._pending:
                     await self._append(self._take())
+                if self._pending:  # more came while we published: linger, then go on
+                    self._wake.set()
         except SessionError as exc:
             self.failure = exc
             self._advance(self.mark)

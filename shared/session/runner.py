@@ -5,7 +5,7 @@
         async for event in runner.ask("hi"):  # rtc.<session>.<side> signaling inbox
             ...
 
-Acting needs the lease. Every event goes through `_publish`, which first checks that the
+Acting needs the lease. Every event goes through `publish`, which first checks that the
 keeper still holds it (the clock-free rule of `keeper`) and that the log has not been
 fenced; a runner that fails the check stops its turn and ends (`ended`), and what it had
 already sent carries its epoch, which receivers compare (DESIGN "Edge handoff").
@@ -185,7 +185,7 @@ class SessionRunner:
     async def emit(self, cls: type[E], **fields: Any) -> AgentEventBase:
         """An event of the protocol itself (handoff_*), numbered by the agent."""
         self._check()
-        return self._publish(await self.agent.emit(cls, **fields))
+        return self.publish(await self.agent.emit(cls, **fields))
 
     def cut_turn(self) -> None:
         """Stop the running turn after its current event; its question stays pending."""
@@ -196,7 +196,7 @@ class SessionRunner:
         first = True
         try:
             async for event in events:
-                out = self._publish(event)
+                out = self.publish(event)
                 if first and self.ctx.settings.checkpoint_turns:
                     await self.checkpoint()  # the question is pending in it now
                 first = False
@@ -208,7 +208,8 @@ class SessionRunner:
         finally:
             await _aclose(events)
 
-    def _publish(self, event: AgentEventBase) -> AgentEventBase:
+    def publish(self, event: AgentEventBase) -> AgentEventBase:
+        """Send an event the agent made (numbered by it), if we still own the session."""
         self._check()
         return self.stream.emit(event)
 

@@ -8,9 +8,10 @@ Channels get an event before the log has it: the live path never waits for a dis
 A follower learns from the `w` mark in its frames how far the log has caught up, which
 is where it resumes from NATS if its channel drops (`feed`).
 
-`ChannelSink` sends an event at once when the channel is idle (the lowest latency, one
-event per message) and otherwise coalesces what arrives while a message is in flight
-into the next frame of up to `frames.FRAME_BYTES`: aiortc pays per message, not per byte.
+`ChannelSink` sends an event at once while aiortc has little queued (the latency of a
+bare channel, one event per message) and otherwise coalesces what arrives into frames
+of up to `frames.FRAME_BYTES` until the queue drains: aiortc pays per message, not per
+byte, so a fast producer gets big frames and a slow one gets no delay.
 A recent window of events (`RING_BYTES`) is kept so a follower that attaches or
 re-attaches a little behind is caught up from memory.
 """
@@ -43,6 +44,10 @@ from shared.session.rtc import Format, RtcPeer
 log = logging.getLogger(__name__)
 
 RING_BYTES: Final = 1024 * 1024
+# aiortc queues what is sent while earlier data waits for its SACK. Up to this much
+# queued, an event goes out at once (the latency of a bare channel); past it, events
+# coalesce into frames until aiortc's queue drains to it ("bufferedamountlow").
+QUEUED_BYTES: Final = 2 * 1024
 # The sender speaks at least this often (a heartbeat when idle); a follower that hears
 # nothing for DEAD_AFTER beats calls the channel dead and falls back to NATS.
 HEARTBEAT_S: Final = 1.0
@@ -137,7 +142,7 @@ class ChannelSink:
         self._sent_mark = Mark()
         peer.on_message(self._on_message)
         if peer.channel is not None:
-            peer.channel.bufferedAmountLowThreshold = 0
+            peer.channel.bufferedAmountLowThreshold = QUEUED_BYTES
             peer.channel.on("bufferedamountlow", self._wake.set)
 
     def hello(self, head: int) -> None:
@@ -147,7 +152,7 @@ class ChannelSink:
     def push(self, seq: int, data: bytes, event: AgentEventBase) -> None:
         if self.peer.closed.is_set():
             return
-        if self._pending or len(data) > PIECE_BYTES or self._buffered():
+        if self._pending or len(data) > PIECE_BYTES or self._buffered() > QUEUED_BYTES:
             self._pending.append((data, event))
             self._wake.set()
             return
@@ -176,7 +181,7 @@ class ChannelSink:
             self._flush()
 
     def _flush(self) -> None:
-        if self._buffered() or not self._pending:
+        if self._buffered() > QUEUED_BYTES or not self._pending:
             return  # `bufferedamountlow` wakes us when the channel has drained
         batch: list[tuple[bytes, AgentEventBase]] = []
         size = 0
@@ -205,9 +210,9 @@ class ChannelSink:
         self._sent_mark = mark
         return mark
 
-    def _buffered(self) -> bool:
+    def _buffered(self) -> int:
         channel = self.peer.channel
-        return channel is not None and channel.bufferedAmount > 0
+        return channel.bufferedAmount if channel is not None else 0
 
     def _on_message(self, data: bytes | str) -> None:
         self._heard.set()
