@@ -41,7 +41,7 @@ from cloud.dashboard import graph, otel
 from cloud.dashboard.fleettap import Commands, FleetTap
 from cloud.dashboard.flow import Flow
 from cloud.dashboard.plantap import PlanTap
-from cloud.dashboard.sessiontap import SessionTap, Update
+from cloud.dashboard.sessiontap import ENDED, SessionTap, Update
 from cloud.dashboard.spans import Span
 from cloud.dashboard.traces import PICK_KINDS, TraceStore
 from shared import subjects
@@ -174,7 +174,7 @@ class Dashboard(Service):
             bus.publish("agent", item)
         for handoff in update.handoffs:
             bus.publish("handoff", handoff.to_json())
-        self._export([s for s in update.spans if s.attrs.get("state", "running") != "running"])
+        self._export([s for s in update.spans if s.attrs.get("state") in ENDED])
 
     def _on_plan(self, record: PlanRecord) -> None:
         self._planners.add(record.plan.planner)

@@ -7,7 +7,8 @@ Frames are unpacked with `shared.session.frames.unpack`; each event is taken onc
 - per session, the agent stream as a person reads it: who runs it (agent, owner side,
   epoch), the conversation's latest text as it streams, and its state;
 - per handoff, its steps: request → snapshot → accept → complete (or abort), each with
-  the time since the step before, and the latency the old owner measured.
+  the time since the step before, and the latency the old owner measured. A request
+  nothing follows is an agent's suggestion and stays `requested`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from shared.messages import (
 from shared.session.frames import unpack
 
 MAX_SESSIONS: Final = 100
+ENDED: Final = frozenset({"completed", "aborted"})
 MAX_HANDOFFS: Final = 200
 MAX_TEXT: Final = 6000  # characters of the conversation kept for a page that joins late
 TURN_RULE: Final = "\n────────\n"  # between two turns, as the page draws it
@@ -72,7 +74,8 @@ class Handoff:
     reason: str
     trace_id: str
     span_id: str
-    state: str = "running"  # running | completed | aborted
+    # requested (an agent's suggestion, nothing moved yet) | running | completed | aborted
+    state: str = "requested"
     latency_ms: float | None = None
     steps: list[HandoffStep] = field(default_factory=list)
 
@@ -161,8 +164,10 @@ class SessionTap:
             handoff.step("request", event.ts_ms)
         elif isinstance(event, HandoffSnapshot):
             handoff.step(f"snapshot {event.size} B", event.ts_ms)
+            handoff.state = "running"
         elif isinstance(event, HandoffAccept):
             handoff.step(f"accepted by {event.owner}", event.ts_ms)
+            handoff.state = "running"
         elif isinstance(event, HandoffComplete):
             handoff.step(f"complete: {event.owner} owns it", event.ts_ms)
             handoff.state, handoff.latency_ms = "completed", event.latency_ms
@@ -171,7 +176,7 @@ class SessionTap:
             handoff.state = "aborted"
         else:
             return
-        if handoff.state != "running":
+        if handoff.state in ENDED:
             del self._open[event.session]
         update.handoffs.append(handoff)
         spans = handoff_spans(handoff)

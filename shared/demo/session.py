@@ -131,8 +131,9 @@ async def _handoffs(stack: Stack, result: SessionResult) -> list[dict[str, Any]]
             snapshot = await get_json(f"{stack.api_url}/api/dashboard")
         except TransportError:
             return False
-        found = [h for h in snapshot["handoffs"] if h["session"] == result.session]
-        return len(found) >= HANDOFFS_EXPECTED and all(h["state"] != "running" for h in found)
+        found = [h for h in snapshot["handoffs"]
+                 if h["session"] == result.session and h["state"] in ("completed", "aborted")]  # fmt: skip
+        return len(found) >= HANDOFFS_EXPECTED
 
     try:
         await poll_until(ended, timeout_s=RESULTS_TIMEOUT_S)

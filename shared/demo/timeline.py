@@ -35,9 +35,10 @@ SESSION_AT_S: Final = 16.0  # after pump-0's first overheat: something to ask ab
 DESIRED_AT_S: Final = 12.0
 # Long enough for the whole schedule plus time to see the backlog arrive.
 FULL_RUN_S: Final = OUTAGE_AT_S + OUTAGE_S + 15.0
-# What the operator asks of pump-0's twin: the dashboard shows the drift, then convergence.
+# What the operator asks of pump-0's twin (keys are `<action>.<param>`, shared.actions):
+# run at 80 % load. The dashboard shows the drift, then the device's ack closing it.
 DESIRED_DEVICE: Final = "pump-0"
-DESIRED_STATE: Final = {"mode": "eco", "max_temp_c": 70}
+DESIRED_STATE: Final = {"set_load.load": 0.8}
 
 
 @dataclass(frozen=True, slots=True)

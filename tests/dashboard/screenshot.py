@@ -33,6 +33,7 @@ def main() -> int:
             page.goto(demo.url)
             page.wait_for_selector("#fleet tr[data-device]", timeout=WAIT_MS)
             page.wait_for_selector("#plans .row", timeout=WAIT_MS)
+            page.wait_for_selector("#agents .agent[data-session]", timeout=WAIT_MS)
             page.locator('#trace-kinds button[data-kind="command"]').click()
             page.locator("#trace-list li[data-trace]").first.click()
             page.wait_for_selector("#trace-view table.waterfall", timeout=WAIT_MS)

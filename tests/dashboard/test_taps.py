@@ -180,3 +180,10 @@ def test_session_frames_make_agent_streams_and_a_handoff_with_its_steps() -> Non
     assert len(store.spans(handoff.trace_id)) == 4
     # The same frame again (a replayed log) changes nothing.
     assert tap.on_frame(pack([codec.encode(e) for e in events])).handoffs == []
+
+
+def test_a_request_nothing_follows_stays_a_suggestion() -> None:
+    tap = SessionTap(TraceStore())
+    asked = HandoffRequest(session="s2", seq=1, to="cloud", reason="needs_fleet", ts_ms=T0)
+    update = tap.on_frame(pack([codec.encode(asked)]))
+    assert [h.state for h in update.handoffs] == ["requested"]

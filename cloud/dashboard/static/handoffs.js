@@ -24,7 +24,8 @@ export class Handoffs {
         style: `width:${(100 * s.ms) / total}%;background:${STEP_COLORS[i % STEP_COLORS.length]}` })));
     const latency = h.latency_ms ?? h.steps.at(-1)?.at_ms - h.steps[0]?.at_ms;
     const row = el("div", { class: "row", dataset: { handoff: h.id, state: h.state, steps: String(h.steps.length) } },
-      el("div", {}, el("b", {}, h.session), ` → ${h.to} `, el("span", { class: `status ${h.state}` }, h.state),
+      el("div", {}, el("b", {}, h.session), ` → ${h.to} `,
+        el("span", { class: `status ${h.state}`, title: h.state === "requested" ? "suggested by the agent; nothing moved" : "" }, h.state),
         el("span", { class: "muted" }, ` ${ms(latency)} · ${h.reason || "request"}`)),
       bar);
     const details = el("ul", { class: "steps", hidden: this.open !== h.id ? "" : null },
