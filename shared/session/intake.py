@@ -146,6 +146,7 @@ class Intake:
             await runner.emit(HandoffAccept, owner=side)
             latency = elapsed_ms + (asyncio.get_running_loop().time() - since) * 1000
             await runner.emit(HandoffComplete, owner=side, latency_ms=latency)
+            runner.log.kick()
         except BaseException:
             await runner.abort()
             raise

@@ -95,6 +95,12 @@ class EventLog:
         self._pushed = seq
         self._wake.set()
 
+    def kick(self) -> None:
+        """Publish what is pending without lingering (a new owner's first events: once
+        they are in, a fenced-out owner's appends fail their CAS)."""
+        self._urgent.set()
+        self._wake.set()
+
     async def flush(self) -> Mark:
         """Wait until everything pushed so far is in the stream; the durable mark."""
         target = self._pushed
@@ -150,6 +156,8 @@ class EventLog:
         return batch
 
     async def _append(self, batch: list[tuple[int, bytes]]) -> None:
+        if not self._still_owner():  # a zombie stops here, before its CAS might still win
+            raise LeaseLost(self.session, "the lease ran out before these events were logged")
         payload = pack([data for _, data in batch])
         msg_id = f"{self.session}:{self.epoch}:{batch[0][0]}"
         expected = self.mark.log_pos

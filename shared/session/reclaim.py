@@ -145,6 +145,7 @@ class Reclaimer:
         try:
             await self._adopt(runner)
             await runner.emit(HandoffAbort, reason=reason[:500])
+            runner.log.kick()
         except SessionError as exc:
             log.error("reclaimed %s but could not go on: %s", old.session, exc)
             await runner.abort()
