@@ -39,6 +39,7 @@ from shared.messages import CommandAck, Decision, Reading
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 5.0
+HEARTBEAT_S: Final = 1.0
 
 
 @dataclass
@@ -89,6 +90,9 @@ class Observer(Service):
                 f"fleet.{self._gateway}.>",
                 stream=subjects.FLEET_STREAM,
                 ordered_consumer=True,
+                # Two missed heartbeats make nats-py re-create the consumer: after the
+                # hub restart that is ~2 s of lag instead of ~10 s.
+                idle_heartbeat=HEARTBEAT_S,
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
                 cb=self._on_fleet,
             )

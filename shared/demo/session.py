@@ -153,7 +153,7 @@ def _describe(result: SessionResult) -> str:
     where = " → ".join(result.owners) or "?"
     head = f"operator session {result.session or '?'}: owner {where}"
     if result.skipped:
-        return f"{head}; handoffs skipped ({result.skipped})"
+        return f"{head}; {result.skipped}"
     times = ", ".join(
         f"{h['to']} {h['latency_ms']:.0f} ms" if h.get("latency_ms") is not None else h["to"]
         for h in result.handoffs
