@@ -11,7 +11,13 @@ store. The writer and HTTP server run as named tasks in one `TaskGroup`; the sou
 the uplink and the downlink own theirs.
 
 The daemon is also the downlink's `DownlinkHandler` (`on_command`, `on_desired`,
-`on_rules`, `on_model`).
+`on_rules`, `on_model`). A command whose action is the gateway's own (`gw.*`, see
+`shared.actions`) is carried out here (`edge.actuate.GatewayActions`) and never reaches
+a device; every other one goes through the guard to the device.
+
+The ingest source delivers the devices' command acks too (`baton.d.<dev>.ack`): they
+settle the twin's desired versions in flight, and with an MQTT source (a broker the leaf
+does not capture) they are forwarded to the hub like readings.
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ from typing import Any
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
-from edge.actuate import ActuationGuard, Actuator, GuardPolicy
+from edge.actuate import ActuationGuard, Actuator, GatewayActions, GuardPolicy
 from edge.config import EdgeConfig
-from edge.errors import RuleError
+from edge.errors import DeviceMismatch, RuleError
 from edge.ingest import links
 from edge.ingest.pipeline import Pipeline
 from edge.ingest.ports import CommandSink, ReadingSource, UplinkHandle
@@ -39,14 +45,19 @@ from edge.ops.process import process_uptime_s
 from edge.reflex.control import ReflexControl, ScorerLoader
 from edge.reflex.engine import ReflexEngine
 from edge.reflex.model import load_scorer
-from edge.store import AsyncStore, AuditWriter, EdgeStore
+from edge.store import AsyncStore, AuditWriter, EdgeStore, QuarantineEntry
 from edge.twin import TwinKeeper
+from shared import actions, codec, subjects
 from shared.compat import TaskGroup
+from shared.errors import DecodeError
 from shared.hlc import HybridLogicalClock
 from shared.lifecycle import Service
-from shared.messages import Command, DesiredState, ModelUpdate, RulesUpdate
+from shared.messages import Command, CommandAck, DesiredState, ModelUpdate, RulesUpdate, now_ms
 
 log = logging.getLogger(__name__)
+
+# The last level of a device's ack topic, in its NATS and its MQTT spelling.
+_ACK_TOPICS = (".ack", "/ack")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,7 @@ class EdgeDaemon(Service):
         self._store: AsyncStore | None = None
         self._writer: AuditWriter | None = None
         self._actuator: Actuator | None = None
+        self._gateway_actions: GatewayActions | None = None
         self._twin: TwinKeeper | None = None
         self._pipeline: Pipeline | None = None
         self._http: OpsServer | None = None
@@ -182,10 +194,15 @@ class EdgeDaemon(Service):
             self.gateway, self._sink, guard, self._writer, self.metrics,
             uplink=self._uplink, fmt=cfg.actuate.format,
         )  # fmt: skip
+        self._gateway_actions = GatewayActions(
+            self.gateway, self._store, self._writer, self._actuator, uplink=self._uplink
+        )
+        self._actuator.local = self._gateway_actions.submit
         self._twin = TwinKeeper(
             self.gateway, self._store, self._actuator, self.clock,
             uplink=self._uplink, twins=twins,
         )  # fmt: skip
+        self._stack.push_async_callback(self._twin.aclose)
         self._pipeline = Pipeline(
             gateway=self.gateway, engine=engine, actuator=self._actuator, writer=self._writer,
             metrics=self.metrics, clock=self.clock, uplink=self._uplink,
@@ -202,13 +219,16 @@ class EdgeDaemon(Service):
         self._stack.push_async_callback(self._stop_background)
 
     async def _supervise(self) -> None:
-        assert self._writer is not None
+        assert self._writer is not None and self._gateway_actions is not None
         async with TaskGroup() as tg:
             tg.create_task(self._writer.run(), name="edge-audit-writer")
+            tg.create_task(self._gateway_actions.serve(), name="edge-gateway-actions")
             if self._http is not None:
                 tg.create_task(self._http.serve(), name="edge-http")
 
     async def _stop_background(self) -> None:
+        if self._gateway_actions is not None:
+            await self._gateway_actions.drain()  # ingest has stopped: nothing new comes
         runner, self._runner = self._runner, None
         if runner is not None and not runner.done():
             runner.cancel()
@@ -229,8 +249,36 @@ class EdgeDaemon(Service):
     async def _start_ingest(self) -> None:
         assert self._source is not None and self._pipeline is not None
         source = self._source
-        await source.start(self._pipeline.handle)
+        await source.start(self._deliver)
         self._stack.push_async_callback(source.stop)
+
+    async def _deliver(self, topic: str, data: bytes, received_ns: int) -> None:
+        """`Deliver` of the ingest source: acks to the twin, readings to the hot path."""
+        if topic.endswith(_ACK_TOPICS):
+            await self._on_device_ack(topic, data)
+            return
+        assert self._pipeline is not None
+        await self._pipeline.handle(topic, data, received_ns)
+
+    async def _on_device_ack(self, topic: str, data: bytes) -> None:
+        try:
+            ack = _decode_ack(topic, data)
+        except DecodeError as exc:
+            # Counted and kept like a bad reading; the hub refuses the same bytes itself.
+            assert self._writer is not None
+            self.metrics.quarantined[exc.reason] += 1
+            self._writer.quarantine(QuarantineEntry(topic, data, exc.reason, exc.detail, now_ms()))
+            log.warning("ack on %s refused: %s", topic, exc, extra={"reason": exc.reason})
+            return
+        # The leaf captures `baton.d.*.ack` in its UPLINK stream; any other broker does not.
+        if self.config.ingest.source == "mqtt" and self._uplink is not None:
+            self._uplink.submit("ack", ack.device, ack.cmd_id, data, traceparent=ack.traceparent)
+        assert self._twin is not None
+        try:
+            await self._twin.on_ack(ack)
+        except Exception:  # the next ack and reading must still be handled
+            self.metrics.errors["handler"] += 1
+            log.exception("ack %s not accounted", ack.cmd_id)
 
     def _log_ready(self) -> None:
         took = time.monotonic() - self._started_s
@@ -309,11 +357,15 @@ class EdgeDaemon(Service):
         await self._twin.apply(desired)
 
     async def execute(self, cmd: Command, origin: str = "session") -> None:
-        """Send a command from outside the rules through the guard; `GuardRefused` if not.
+        """Carry out a command from outside the rules: a `gw.*` one on the gateway, any
+        other through the guard to its device. `GuardRefused` if the guard refuses it.
 
         The refusal is already recorded, counted and acked up as failed when it raises.
         """
-        assert self._actuator is not None
+        assert self._actuator is not None and self._gateway_actions is not None
+        if actions.is_gateway(cmd.action):
+            await self._gateway_actions.run(cmd, origin)
+            return
         await self._actuator.execute(cmd, origin)
 
     def _rules_changed(self) -> None:
@@ -400,3 +452,11 @@ class EdgeDaemon(Service):
             "decisions": s.decisions,
             "commands_sent": s.commands_sent,
         }
+
+
+def _decode_ack(topic: str, data: bytes) -> CommandAck:
+    ack = codec.decode(data, CommandAck)
+    # A device publishes only as itself: the topic is what the broker authenticated.
+    if ack.device != subjects.device_from_subject(topic):
+        raise DeviceMismatch(f"payload says {ack.device!r}, topic {topic!r}")
+    return ack

@@ -34,7 +34,8 @@ class ModelError(EdgeError):
 
 
 class GuardRefused(EdgeError):
-    """`reason` is the counter label: not_allowed, out_of_bounds, stale_epoch, expired."""
+    """`reason` is the counter label: not_allowed, out_of_bounds, bad_params, stale_epoch,
+    expired."""
 
     def __init__(self, detail: str, *, reason: str = "refused") -> None:
         self.reason = reason

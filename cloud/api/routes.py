@@ -79,7 +79,10 @@ async def set_desired(
     deps: Deps,
     gw: GatewayId,
     dev: DeviceId,
-    state: Annotated[DesiredBody, Body(description='the whole desired state, e.g. {"on": true}')],
+    state: Annotated[
+        DesiredBody,
+        Body(description='the whole desired state, e.g. {"fan.on": true, "set_load.load": 0.5}'),
+    ],
     if_match: Annotated[
         str | None, Header(description="the desired version this change is based on")
     ] = None,

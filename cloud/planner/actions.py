@@ -1,4 +1,8 @@
-"""The actions the shipped planners put in plan steps: what the edge must understand.
+"""The actions the shipped planners put in plan steps: a selection of `shared.actions`.
+
+The names, params and bounds live in `shared.actions`, the one vocabulary the edge's
+guard and twin and the simulated firmware read too; this module only says which of them
+the planners use and hands their descriptions to the LLM planner as its tool list.
 
 Device actions go to the device's command topic; `gw.*` actions are addressed to the
 same device subject (`downlink.<gw>.cmd.<device>`, so they stay attached to the device
@@ -7,18 +11,35 @@ they concern) but are carried out and acknowledged by the edge daemon itself.
 
 from __future__ import annotations
 
-SET_LOAD = "set_load"
-SET_SETPOINT = "set_setpoint"
-TICKET = "gw.ticket"
-TICKET_CANCEL = "gw.ticket_cancel"
-DIAGNOSE = "gw.diagnose"
+from shared import actions as vocabulary
+from shared.actions import (
+    DIAGNOSE,
+    SET_LOAD,
+    SET_SETPOINT,
+    TICKET,
+    TICKET_CANCEL,
+    problem,
+    state_key,
+)
 
-# Name -> what it does (also the LLM planner's tool list, so say it plainly).
+__all__ = [
+    "ACTIONS",
+    "DIAGNOSE",
+    "LOAD_KEY",
+    "SETPOINT_KEY",
+    "SET_LOAD",
+    "SET_SETPOINT",
+    "TICKET",
+    "TICKET_CANCEL",
+    "problem",
+]
+
+# Name -> what it does (also the LLM planner's tool list).
 ACTIONS: dict[str, str] = {
-    SET_LOAD: "device: run at params.load (0.0-1.0 of rated load)",
-    SET_SETPOINT: "device: regulate to params.setpoint (same unit as its temperature)",
-    TICKET: "gateway: open a ticket params.kind ('maintenance'|'check') with params.ref, "
-    "params.reason for the site's technicians",
-    TICKET_CANCEL: "gateway: withdraw the ticket params.ref",
-    DIAGNOSE: "gateway: probe the device's link and report what it finds",
+    name: vocabulary.ACTIONS[name].summary
+    for name in (SET_LOAD, SET_SETPOINT, TICKET, TICKET_CANCEL, DIAGNOSE)
 }
+
+# Where a device twin keeps the value these actions set (desired/reported state keys).
+LOAD_KEY = state_key(SET_LOAD, "load")
+SETPOINT_KEY = state_key(SET_SETPOINT, "setpoint")

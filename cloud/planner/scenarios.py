@@ -1,9 +1,21 @@
-"""Plan builders of the deterministic planner's scenarios (see `deterministic`)."""
+"""Plan builders of the deterministic planner's scenarios (see `deterministic`).
+
+Current values come from the device twin, under the keys desired state uses for them
+(`set_load.load`, `set_setpoint.setpoint`: `shared.actions.state_key`).
+"""
 
 from __future__ import annotations
 
 from cloud.agents.base import AgentContext, Proposal, Trigger
-from cloud.planner.actions import DIAGNOSE, SET_LOAD, SET_SETPOINT, TICKET, TICKET_CANCEL
+from cloud.planner.actions import (
+    DIAGNOSE,
+    LOAD_KEY,
+    SET_LOAD,
+    SET_SETPOINT,
+    SETPOINT_KEY,
+    TICKET,
+    TICKET_CANCEL,
+)
 from cloud.planner.config import ScenarioConfig
 from shared import trace
 from shared.messages import Compensation, Plan, PlanStep, TwinState, new_id
@@ -17,7 +29,7 @@ def maintenance(
     cfg: ScenarioConfig, trigger: Trigger, ctx: AgentContext, gw: str, device: str
 ) -> Proposal:
     twin = ctx.fleet.device(device, gw)
-    load = _number(twin, "load", cfg.normal_load)
+    load = _number(twin, LOAD_KEY, cfg.normal_load)
     why = trigger.reason or f"{trigger.detail.get('model', 'a model')} flagged {device}"
     steps = [
         _step(ctx, 0, gw, device, SET_LOAD, {"load": cfg.reduced_load}, (SET_LOAD, {"load": load}),
@@ -34,16 +46,16 @@ def rebalance(
 ) -> Proposal | None:
     site = [t for t in ctx.fleet.devices() if t.gw == gw]
     hot_set = set(hot[:MAX_REBALANCE])
-    peers = [t for t in site if t.online and t.device not in hot_set and "setpoint" in t.reported]
+    peers = [t for t in site if t.online and t.device not in hot_set and SETPOINT_KEY in t.reported]
     peers = peers[:MAX_REBALANCE]
     steps: list[PlanStep] = []
     for device in sorted(hot_set):
-        current = _number(ctx.fleet.device(device, gw), "setpoint", cfg.default_setpoint)
+        current = _number(ctx.fleet.device(device, gw), SETPOINT_KEY, cfg.default_setpoint)
         steps.append(_setpoint(ctx, len(steps), gw, device, current, current - cfg.setpoint_delta))
     # The cool peers take the load off the hot ones: their setpoints rise by a share.
     share = cfg.setpoint_delta * len(hot_set) / len(peers) if peers else 0.0
     for twin in peers:
-        current = _number(twin, "setpoint", cfg.default_setpoint)
+        current = _number(twin, SETPOINT_KEY, cfg.default_setpoint)
         raised = current + min(share, cfg.setpoint_delta)
         steps.append(_setpoint(ctx, len(steps), gw, twin.device, current, raised))
     if not steps:

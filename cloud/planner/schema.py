@@ -2,7 +2,9 @@
 
 The schema goes to llama.cpp as a grammar (`response_format={"type": "json_object",
 "schema": ...}`), so the model can only emit this shape; the pydantic `Plan`/`PlanStep`
-models then check what a grammar cannot (id patterns, numbers), and the fleet view checks
+models then check what a grammar cannot (id patterns, numbers), the action vocabulary
+(`shared.actions`) checks every step's and compensation's params (names, types, bounds:
+what the edge's guard and the device would refuse anyway), and the fleet view checks
 that every target exists. Anything that fails is a `PlanError`: the registry counts it
 and falls back to the next planner.
 """
@@ -16,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cloud.errors import PlanError
+from cloud.planner.actions import problem
 from cloud.planner.preconditions import PRECONDITIONS
 from cloud.twins.view import FleetView
 from shared.messages import Compensation, Plan, PlanStep
@@ -81,9 +84,20 @@ def parse_plan(text: str, *, trigger: str, default_deadline_ms: int, fleet: Flee
     except (ValidationError, TypeError, ValueError) as exc:
         raise PlanError(f"LLM plan is invalid: {exc}") from exc
     for step in plan.steps:
+        _check_params(step)
         if fleet.device(step.device, step.gw) is None:
             raise PlanError(f"LLM plan targets unknown device {step.gw}/{step.device}")
     return plan
+
+
+def _check_params(step: PlanStep) -> None:
+    calls = [(step.action, step.params)]
+    if step.compensation is not None:
+        calls.append((step.compensation.action, step.compensation.params))
+    for action, params in calls:
+        why = problem(action, params)
+        if why is not None:
+            raise PlanError(f"LLM plan step {step.index}: {why}")
 
 
 def _step(index: int, raw: Any, default_deadline_ms: int) -> PlanStep:

@@ -1,6 +1,6 @@
 """Desired state: the cloud writes a new version into the twin, then sends it down.
 
-    PUT /api/devices/gw1/fan-3/desired {"on": true}
+    PUT /api/devices/gw1/fan-3/desired {"fan.on": true}     (keys: shared.actions)
       └─ twins KV (CAS): desired_version 4 → 5, desired_ms = now
       └─ DOWNLINK downlink.gw1.desired.fan-3   DesiredState(version=5), Nats-Msg-Id
             └─ edge applies it, reports applied_version=5 → FLEET → ingest → converged

@@ -1,6 +1,8 @@
-"""Actuation: the guard (fencing, allow-list, bounds, deadlines) and the actuator."""
+"""Actuation: the guard (fencing, allow-list, bounds, deadlines), the actuator, and the
+actions the gateway carries out itself (`gw.*`)."""
 
 from edge.actuate.actuator import Actuator
-from edge.actuate.guard import TWIN_ACTION, ActuationGuard, GuardPolicy
+from edge.actuate.gateway import GatewayActions
+from edge.actuate.guard import ActuationGuard, GuardPolicy
 
-__all__ = ["TWIN_ACTION", "ActuationGuard", "Actuator", "GuardPolicy"]
+__all__ = ["ActuationGuard", "Actuator", "GatewayActions", "GuardPolicy"]

@@ -1,15 +1,18 @@
 """The actuator: turns a rule firing or an outside command into bytes on the device's topic.
 
-Two doors. `fire()` is the reflex's: the rule set is the policy, so it sends at once.
-`execute()` is everyone else's (downlink, sessions, the twin): the command goes through the
-`ActuationGuard` first; a refusal is recorded, counted, reported up as a failed
-`CommandAck` (so a cloud saga fails fast instead of waiting out its deadline), and raised.
-Every command sent or refused lands in the `actions` table through the audit writer.
+Two doors. `fire()` is the reflex's: the rule set is the policy, so it sends at once
+(a `gw.*` action, which no device understands, goes to `local` instead: the gateway's own
+actions, carried out off the hot path). `execute()` is everyone else's (downlink,
+sessions, the twin): the command goes through the `ActuationGuard` first; a refusal is
+recorded, counted, reported up as a failed `CommandAck` (so a cloud saga fails fast
+instead of waiting out its deadline), and raised. Every command sent or refused lands in
+the `actions` table through the audit writer.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Literal
 
 from edge.actuate.guard import ActuationGuard
@@ -19,6 +22,7 @@ from edge.ops.metrics import EdgeMetrics
 from edge.reflex.trigger import Firing
 from edge.store.records import ActionRecord
 from edge.store.writer import AuditWriter
+from shared import actions
 from shared.codec import encode, encode_json
 from shared.messages import Command, CommandAck, now_ms
 
@@ -46,6 +50,8 @@ class Actuator:
         self._metrics = metrics
         self._uplink = uplink
         self._encode = encode_json if fmt == "json" else encode
+        # Where a reflex-fired `gw.*` command goes (`GatewayActions.submit`); must not wait.
+        self.local: Callable[[Command, str], None] | None = None
 
     async def fire(self, firing: Firing, *, traceparent: str) -> Command:
         """Send a rule's or model's command now (no guard: the rules are the policy)."""
@@ -62,20 +68,28 @@ class Actuator:
             source=f"{firing.source}:{firing.name}@{firing.version}",
             traceparent=traceparent,
         )
+        if self.local is not None and actions.is_gateway(cmd.action):
+            self.local(cmd, firing.source)
+            return cmd
         await self._send(cmd, firing.source)
         return cmd
 
     async def execute(self, cmd: Command, origin: str) -> None:
         """Guard, then send. Raises `GuardRefused` (already recorded and reported)."""
+        self.admit(cmd, origin)
+        if cmd.gw is None:
+            cmd = cmd.model_copy(update={"gw": self.gateway})
+        await self._send(cmd, origin)
+
+    def admit(self, cmd: Command, origin: str) -> None:
+        """The guard's half of `execute`, for commands the gateway carries out itself:
+        raises `GuardRefused` (recorded, counted and acked up as failed)."""
         try:
             if self.guard.check(cmd, now_ms()) and cmd.session is not None:
                 self._writer.fence(cmd.session, cmd.epoch)
         except GuardRefused as exc:
             self._refused(cmd, origin, exc)
             raise
-        if cmd.gw is None:
-            cmd = cmd.model_copy(update={"gw": self.gateway})
-        await self._send(cmd, origin)
 
     async def _send(self, cmd: Command, origin: str) -> None:
         try:

@@ -3,7 +3,8 @@
 MemorySource    `inject(topic, payload)` hands a reading to the pipeline and returns
                 once it has been handled
 MemorySink      records every command; `await sink.next()` waits for the next one
-MemoryUplink    records every submission, like `edge.uplink.Uplink.submit`
+MemoryUplink    records every submission, like `edge.uplink.Uplink.submit`; `await
+                uplink.next()` waits for the next one
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class MemoryUplink:
         self.submitted: list[Submitted] = []
         self.started = False
         self.closed = False
+        self._queue: asyncio.Queue[Submitted] = asyncio.Queue()
 
     async def start(self) -> None:
         self.started = True
@@ -102,7 +104,12 @@ class MemoryUplink:
         *,
         traceparent: str | None = None,
     ) -> None:
-        self.submitted.append(Submitted(kind, device, key, payload, traceparent))
+        item = Submitted(kind, device, key, payload, traceparent)
+        self.submitted.append(item)
+        self._queue.put_nowait(item)
+
+    async def next(self) -> Submitted:
+        return await self._queue.get()
 
     def of_kind(self, kind: str) -> list[Submitted]:
         return [s for s in self.submitted if s.kind == kind]

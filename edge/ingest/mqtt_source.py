@@ -4,7 +4,8 @@ paho runs its network loop on its own thread; each message crosses into asyncio 
 `loop.call_soon_threadsafe` onto a bounded queue that one named task drains in order.
 The session is persistent (clean_session=0, a fixed client id) with QoS 1, so a broker
 keeps the readings published while the daemon restarts (MQTT 3.1.1 §3.1.2.4). Commands
-go back on the same connection to `baton/d/<device>/cmd` at QoS 1.
+go back on the same connection to `baton/d/<device>/cmd` at QoS 1, and the devices' acks
+(`baton/d/<device>/ack`) come in on it like readings.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ class MqttSource:
         if reason.is_failure:
             self._call(self._set_connected, TransportError(f"refused: {reason}"))
             return
-        client.subscribe(subjects.MQTT_READINGS_ALL, qos=1)
+        client.subscribe([(subjects.MQTT_READINGS_ALL, 1), (subjects.MQTT_ACKS_ALL, 1)])
         self._is_connected = True
         self._call(self._set_connected, None)
 

@@ -2,7 +2,8 @@
 
 A core subscription (not a JetStream consumer) is the lowest-latency path: durability is
 the leaf UPLINK stream's job, which captures `baton.d.*.r` itself, so a reading the
-daemon never sees is still forwarded to the hub. Commands are core publishes to
+daemon never sees is still forwarded to the hub. A second one delivers the devices'
+command acks (`baton.d.*.ack`), which settle the twin's desired versions. Commands are core publishes to
 `baton.d.<device>.cmd`, which the leaf's MQTT listener delivers to the device's
 `baton/d/<device>/cmd` subscription.
 """
@@ -39,17 +40,22 @@ def command_subject(device: str) -> str:
 class NatsSource:
     """`ReadingSource` over a core subscription on the leaf."""
 
-    def __init__(self, nc: Client, subject: str = subjects.READINGS_ALL) -> None:
+    def __init__(
+        self, nc: Client, subject: str = subjects.READINGS_ALL, *, acks: bool = True
+    ) -> None:
         self._nc = nc
-        self._subject = subject
-        self._sub: Subscription | None = None
+        self._subjects = (subject, subjects.ACKS_ALL) if acks else (subject,)
+        self._subs: list[Subscription] = []
         self._deliver: Deliver | None = None
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        self._sub = await self._nc.subscribe(
-            self._subject, cb=self._on_msg, pending_msgs_limit=PENDING_MSGS_LIMIT
-        )
+        for subject in self._subjects:
+            self._subs.append(
+                await self._nc.subscribe(
+                    subject, cb=self._on_msg, pending_msgs_limit=PENDING_MSGS_LIMIT
+                )
+            )
 
     async def _on_msg(self, msg: Msg) -> None:
         received_ns = time.perf_counter_ns()
@@ -57,17 +63,19 @@ class NatsSource:
             await self._deliver(msg.subject, msg.data, received_ns)
 
     async def stop(self) -> None:
-        sub, self._sub = self._sub, None
-        if sub is None:
-            return
+        subs, self._subs = self._subs, []
+        for sub in subs:
+            await self._drain(sub)
+        self._deliver = None
+
+    async def _drain(self, sub: Subscription) -> None:
         try:
             async with timeout(DRAIN_TIMEOUT_S):
                 await sub.drain()  # type: ignore[no-untyped-call]
         except (asyncio.TimeoutError, NatsError) as exc:
-            log.warning("reading subscription not drained (%r); dropping the rest", exc)
+            log.warning("subscription %s not drained (%r); dropping the rest", sub.subject, exc)
             if not self._nc.is_closed:
                 await sub.unsubscribe()
-        self._deliver = None
 
     @property
     def connected(self) -> bool:

@@ -6,6 +6,7 @@ from edge.store.records import (
     AuditBatch,
     QuarantineEntry,
     RollupDelta,
+    TicketRecord,
     TwinRecord,
 )
 from edge.store.rollups import RollupBook
@@ -22,5 +23,6 @@ __all__ = [
     "QuarantineEntry",
     "RollupBook",
     "RollupDelta",
+    "TicketRecord",
     "TwinRecord",
 ]

@@ -6,6 +6,8 @@
     rollups      per device, metric and minute: min / max / mean / count
     twin         desired and reported state per device (synchronous=FULL)
     fencing      highest session epoch seen, so a restart still refuses a zombie
+    tickets      tickets the cloud planner opened (`gw.ticket`) for the site's
+                 technicians, by ref; open or cancelled (synchronous=FULL)
 
 WAL mode. Audit batches commit with synchronous=NORMAL (a power cut may lose the last
 batch, never corrupt the file); twin writes switch to FULL, since a lost applied version
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.errors import StoreError
 from edge.store._sqlite import import_sqlite_utils
-from edge.store.records import ActionRecord, AuditBatch, RollupDelta, TwinRecord
+from edge.store.records import ActionRecord, AuditBatch, RollupDelta, TicketRecord, TwinRecord
 from shared.messages import Decision
 
 if TYPE_CHECKING:
@@ -74,6 +76,13 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         "device",
     ),
     "fencing": ({"session": str, "epoch": int}, "session"),
+    "tickets": (
+        {
+            "ref": str, "device": str, "kind": str, "reason": str, "status": str,
+            "opened_ms": int, "closed_ms": int, "cmd_id": str, "closed_by": str,
+        },
+        "ref",
+    ),
 }  # fmt: skip
 
 _MERGE_ROLLUP = """
@@ -159,14 +168,38 @@ class EdgeStore:
                 [keep],
             )
 
-    def save_twin(self, twin: TwinRecord) -> None:
-        """Durable before it returns (synchronous=FULL): the gateway reports it applied."""
+    @contextmanager
+    def _durable(self, what: str) -> Iterator[None]:
+        """A transaction on disk before it returns (synchronous=FULL): what the gateway
+        reports up as done must survive a power cut."""
         self.db.execute("PRAGMA synchronous=FULL")
         try:
-            with self._transaction(f"twin of {twin.device}"):
-                self.db.table("twin").upsert(_twin_row(twin), pk="device")
+            with self._transaction(what):
+                yield
         finally:
             self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def save_twin(self, twin: TwinRecord) -> None:
+        """Durable before it returns: the gateway reports it applied."""
+        with self._durable(f"twin of {twin.device}"):
+            self.db.table("twin").upsert(_twin_row(twin), pk="device")
+
+    def open_ticket(self, ticket: TicketRecord) -> dict[str, Any]:
+        """Insert the ticket unless its ref exists; the stored row either way (durable)."""
+        with self._durable(f"ticket {ticket.ref}"):
+            self.db.table("tickets").insert(ticket.row(), pk="ref", ignore=True)
+        return dict(self.db.table("tickets").get(ticket.ref))
+
+    def cancel_ticket(self, ref: str, cmd_id: str, at_ms: int) -> dict[str, Any] | None:
+        """Mark an open ticket cancelled (durable); the row, or None for an unknown ref."""
+        with self._durable(f"ticket {ref}"):
+            self.db.execute(
+                "UPDATE tickets SET status = 'cancelled', closed_ms = ?, closed_by = ? "
+                "WHERE ref = ? AND status = 'open'",
+                [at_ms, cmd_id, ref],
+            )
+        rows = list(self.db.table("tickets").rows_where("ref = ?", [ref]))
+        return rows[0] if rows else None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -184,6 +217,10 @@ class EdgeStore:
 
     def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._recent("quarantine", None, limit)
+
+    def tickets(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first."""
+        return self._recent("tickets", device, limit)
 
     def rollups(self, device: str, since_ms: int = 0) -> list[dict[str, Any]]:
         """Per-minute min/max/mean/count of `device`, oldest first (what the agent reads)."""

@@ -35,10 +35,11 @@ class QuarantineEntry:
 
 @dataclass(frozen=True, slots=True)
 class ActionRecord:
-    """A command the daemon sent, refused (the guard's reason) or failed to publish."""
+    """A command the daemon sent, refused (the guard's reason) or failed to publish; or,
+    for the gateway's own `gw.*` actions, carried out (`done`) or could not (`failed`)."""
 
     command: Command
-    status: Literal["sent", "refused", "failed"]
+    status: Literal["sent", "refused", "failed", "done"]
     origin: str
     reason: str | None = None
 
@@ -65,6 +66,25 @@ class TwinRecord:
     applied_version: int
     reported: Mapping[str, Scalar]
     updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """A ticket the planner opened for the site's technicians (`gw.ticket`)."""
+
+    ref: str
+    device: str
+    kind: str
+    reason: str
+    opened_ms: int
+    cmd_id: str
+
+    def row(self) -> dict[str, object]:
+        return {
+            "ref": self.ref, "device": self.device, "kind": self.kind, "reason": self.reason,
+            "status": "open", "opened_ms": self.opened_ms, "closed_ms": None,
+            "cmd_id": self.cmd_id, "closed_by": None,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

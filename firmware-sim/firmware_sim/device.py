@@ -40,6 +40,8 @@ class DeviceState:
     fan: float
     valve: float
     pump_on: bool
+    load: float  # share of rated load (`set_load`)
+    setpoint: float | None  # what the device's own fan loop holds (`set_setpoint`)
     temp_c: float | None  # the body's true temperature (no sensor noise or drift)
     wear: float | None  # bearing wear, 0 (new) .. 1 (failed)
     failed: bool
@@ -193,6 +195,8 @@ class SimDevice:
             fan=plant.act.fan,
             valve=plant.act.valve,
             pump_on=plant.act.pump_on,
+            load=plant.act.load,
+            setpoint=plant.act.setpoint,
             temp_c=plant.thermal.temp if plant.thermal is not None else None,
             wear=bearing.wear if bearing is not None else None,
             failed=bearing.failed if bearing is not None else False,

@@ -2,9 +2,23 @@
 
 Every model advances on the *simulated* clock (a fixed `dt` per tick, never wall time)
 and draws its noise from the device's own seeded `random.Random`, in a fixed order, so
-one seed replays a run exactly. Commands (`fan`, `valve`, `pump`) change `Actuators`,
-which the models read on their next step: a fan lowers the temperature's equilibrium and
-the body follows with its thermal inertia.
+one seed replays a run exactly. Commands change `Actuators`, which the models read on
+their next step: a fan lowers the temperature's equilibrium and the body follows with
+its thermal inertia.
+
+The commands are the device actions of the fleet's vocabulary (`shared.actions`), checked
+against it before anything moves:
+
+    fan           {"on": bool} | {"speed": 0..1}    cooling
+    valve         {"open": bool} | {"position": 0..1}  coolant
+    pump          {"on": bool}                      heat, vibration and current stop
+    set_load      {"load": 0..1}                    less heat and current; the bearing
+                                                    wears with the cube of the load
+    set_setpoint  {"setpoint": °C}                  the device's own fan loop holds the
+                                                    temperature there (not below ambient)
+
+At the defaults (load 1, no setpoint) every model computes exactly what it did before
+load and setpoint existed, so a seed replays older runs too.
 """
 
 from __future__ import annotations
@@ -15,10 +29,16 @@ from dataclasses import dataclass
 from random import Random
 
 from firmware_sim.config import Battery, Current, Humidity, Profile, Temperature, Vibration
+from shared import actions
 
 Scalar = str | bool | int | float | None
 # A stopped pump's accelerometer still reads a little (sensor floor, mm/s).
 _STANDSTILL_RMS = 0.02
+# An induction motor draws about a third of its rated current with no load on it.
+_NO_LOAD_CURRENT = 0.3
+# The device's temperature loop runs its fan at full speed this far above the setpoint
+# (proportional band): narrow enough to hold within a degree, wide enough not to chatter.
+_SETPOINT_BAND_C = 2.0
 
 
 @dataclass(slots=True)
@@ -28,6 +48,12 @@ class Actuators:
     fan: float = 0.0  # 0 (off) .. 1 (full speed)
     valve: float = 0.0  # 0 (closed) .. 1 (open)
     pump_on: bool = True
+    load: float = 1.0  # share of the rated load the pump runs at
+    setpoint: float | None = None  # temperature the device's own fan loop holds
+
+    @property
+    def running_load(self) -> float:
+        return self.load if self.pump_on else 0.0
 
 
 class Thermal:
@@ -43,26 +69,43 @@ class Thermal:
 
     def step(self, t: float, act: Actuators, rng: Random) -> float:
         cfg = self.cfg
-        cooling = min(1.0, act.fan * cfg.fan_effect + act.valve * cfg.valve_effect)
-        load = 1.0 if act.pump_on else 0.0
-        target = cfg.ambient_c + cfg.rise_c * load * (1.0 - cooling)
+        cooling = min(1.0, self._fan(act) * cfg.fan_effect + act.valve * cfg.valve_effect)
+        target = cfg.ambient_c + cfg.rise_c * act.running_load * (1.0 - cooling)
         self.temp += (target - self.temp) * self._alpha
         return self.temp + cfg.drift_c_per_h * t / 3600.0 + rng.gauss(0.0, cfg.noise_c)
 
+    def _fan(self, act: Actuators) -> float:
+        """The commanded fan, or more when the setpoint loop asks for it."""
+        if act.setpoint is None:
+            return act.fan
+        duty = (self.temp - act.setpoint) / _SETPOINT_BAND_C
+        return max(act.fan, min(1.0, max(0.0, duty)))
+
 
 class Bearing:
-    """Vibration RMS: flat, then a quadratic rise from onset to the failure RMS, then failed."""
+    """Vibration RMS: flat, then a quadratic rise from onset to the failure RMS, then failed.
 
-    __slots__ = ("cfg", "failed", "wear")
+    The rise follows the bearing's *progress* from onset (0) to failure (1): linear in
+    time at full load, slower at part load. Bearing life goes with the cube of the load
+    (ISO 281: L10 = (C/P)^3), so progress runs at load^3 of its full-load pace.
+    """
+
+    __slots__ = ("_load", "_mark_p", "_mark_t", "cfg", "failed", "wear")
 
     def __init__(self, cfg: Vibration) -> None:
         self.cfg = cfg
         self.wear = 0.0
         self.failed = False
+        # Progress is piecewise linear: `_mark_p` at `_mark_t`, then at `_load`'s pace.
+        self._load = 1.0
+        self._mark_t = cfg.onset_s
+        self._mark_p = 0.0
 
     def step(self, t: float, act: Actuators, rng: Random) -> float:
         cfg = self.cfg
-        self.wear, self.failed = _wear(cfg, t)
+        if act.load != self._load:
+            self._change_load(t, act.load)
+        self.wear, self.failed = self._wear(t)
         noise = rng.gauss(0.0, cfg.noise)
         if not act.pump_on:
             return _STANDSTILL_RMS * (1.0 + abs(noise))
@@ -71,18 +114,32 @@ class Bearing:
             rms = cfg.failure_rms * cfg.after_failure
         return rms * (1.0 + noise)
 
+    def _change_load(self, t: float, load: float) -> None:
+        if t > self._mark_t:
+            self._mark_p, self._mark_t = self._progress(t), t
+        self._load = load
 
-def _wear(cfg: Vibration, t: float) -> tuple[float, bool]:
-    if cfg.failure_s is None or t < cfg.onset_s:
-        return 0.0, False
-    if t >= cfg.failure_s:
-        return 1.0, True
-    # Quadratic: slow at first, accelerating, like spalling that feeds on itself.
-    return ((t - cfg.onset_s) / (cfg.failure_s - cfg.onset_s)) ** 2, False
+    def _progress(self, t: float) -> float:
+        cfg = self.cfg
+        if cfg.failure_s is None or t <= self._mark_t:
+            return self._mark_p
+        # In this order, at full load it is (t - onset) / span to the last bit.
+        return self._mark_p + (t - self._mark_t) * self._load**3 / (cfg.failure_s - cfg.onset_s)
+
+    def _wear(self, t: float) -> tuple[float, bool]:
+        if self.cfg.failure_s is None or t < self.cfg.onset_s:
+            return 0.0, False
+        progress = self._progress(t)
+        if progress >= 1.0:
+            return 1.0, True
+        # Quadratic: slow at first, accelerating, like spalling that feeds on itself.
+        return progress**2, False
 
 
 def motor_current(cfg: Current, act: Actuators, wear: float, rng: Random) -> float:
-    running = cfg.nominal_a * (1.0 + cfg.wear_gain * wear) if act.pump_on else 0.0
+    # Exactly 1.0 at full load, so the default run computes what it always did.
+    share = 1.0 - (1.0 - act.load) * (1.0 - _NO_LOAD_CURRENT)
+    running = cfg.nominal_a * share * (1.0 + cfg.wear_gain * wear) if act.pump_on else 0.0
     return max(0.0, running + act.fan * cfg.fan_a + rng.gauss(0.0, cfg.noise_a))
 
 
@@ -139,28 +196,50 @@ class Plant:
 
     def actuate(self, action: str, params: Mapping[str, Scalar]) -> str | None:
         """Apply a command; None when applied, else the reason it was refused."""
-        if action == "fan":
-            level = _level(params, "on", "speed")
-            if level is not None:
-                self.act.fan = level
-        elif action == "valve":
-            level = _level(params, "open", "position")
-            if level is not None:
-                self.act.valve = level
-        elif action == "pump":
-            level = _level(params, "on", "on")
-            if level is not None:
-                self.act.pump_on = level > 0.0
+        if action not in actions.DEVICE_ACTIONS:
+            known = ", ".join(sorted(actions.DEVICE_ACTIONS))
+            return f"unknown action {action!r} (this device has {known})"
+        why = actions.problem(action, params)  # strict: this firmware speaks the vocabulary
+        if why is not None:
+            return f"bad params for {action}: {why}"
+        if action == actions.SET_LOAD:
+            return self._set_load(float(params["load"] or 0.0))
+        if action == actions.SET_SETPOINT:
+            return self._set_setpoint(float(params["setpoint"] or 0.0))
+        self._switch(action, params)
+        return None
+
+    def _switch(self, action: str, params: Mapping[str, Scalar]) -> None:
+        if action == actions.FAN:
+            self.act.fan = _level(params, "on", "speed")
+        elif action == actions.VALVE:
+            self.act.valve = _level(params, "open", "position")
         else:
-            return f"unknown action {action!r} (this device has fan, valve, pump)"
-        return None if level is not None else f"bad params for {action}: {dict(params)}"
+            self.act.pump_on = bool(params["on"])
+
+    def _set_load(self, load: float) -> str | None:
+        if self.thermal is None and self.bearing is None and self.current is None:
+            return "this device has no motor whose load could be set"
+        self.act.load = load
+        return None
+
+    def _set_setpoint(self, setpoint: float) -> str | None:
+        if self.thermal is None:
+            return "this device has no temperature to regulate"
+        ambient = self.thermal.cfg.ambient_c
+        if setpoint < ambient:
+            # It can only cool toward ambient: a loop chasing less would run forever.
+            return f"setpoint {setpoint:g} °C is below the ambient {ambient:g} °C"
+        self.act.setpoint = setpoint
+        return None
 
 
-def _level(params: Mapping[str, Scalar], flag: str, amount: str) -> float | None:
-    """`{flag: bool}` -> 0 or 1, `{amount: 0..1}` -> the amount, anything else -> None."""
-    value = params.get(flag, params.get(amount))
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float) and 0.0 <= value <= 1.0:
-        return float(value)
-    return None
+def _level(params: Mapping[str, Scalar], flag: str, amount: str) -> float:
+    """Checked params → 0..1: `{flag: false}` is off; else the amount, or full when on."""
+    value = params.get(flag)
+    if value is False:
+        return 0.0
+    level = params.get(amount)
+    if isinstance(level, (int, float)) and not isinstance(level, bool):
+        return float(level)
+    return 1.0

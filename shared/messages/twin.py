@@ -10,7 +10,16 @@ from shared.messages.base import Count, DeviceId, GatewayId, Message, Millis, Pa
 
 
 class DesiredState(Message):
-    """Cloud → edge. `version` increases with every change the cloud makes."""
+    """Cloud → edge. `version` increases with every change the cloud makes.
+
+    `state` is the whole desired state of the device in the action vocabulary of
+    `shared.actions`: each key is `"<action>.<param>"`, e.g.
+    ``{"fan.on": true, "set_load.load": 0.5, "set_setpoint.setpoint": 55.0}``. The edge
+    sends one `Command` per action (`fan {"on": true}`, `set_load {"load": 0.5}`, ...)
+    and reports the version applied only once the device has acknowledged every one of
+    them with `ok`. A key outside that form, a param the vocabulary or the guard refuses,
+    a device refusal or a missing ack refuses the whole version (see `ReportedState`).
+    """
 
     kind: ClassVar[str] = "desired"
     device: DeviceId
@@ -22,7 +31,13 @@ class DesiredState(Message):
 
 
 class ReportedState(Message):
-    """Edge → cloud. `applied_version` is the desired version the edge has applied."""
+    """Edge → cloud. `applied_version` is the desired version the edge has applied, and
+    `state` what that version set; never a version the device has not acknowledged.
+
+    When the edge could not apply a newer version (refused by the guard or the device,
+    or not acknowledged in time) it reports again with the *old* `applied_version` and
+    `state`, naming the refused one in `refused_version` and why in `reason`.
+    """
 
     kind: ClassVar[str] = "reported"
     device: DeviceId
@@ -31,6 +46,9 @@ class ReportedState(Message):
     state: Params = Field(default_factory=dict)
     ts_ms: Millis = Field(default_factory=now_ms)
     hlc: Count | None = None
+    # Added in schema version 1 without a bump: optional, and older readers ignore them.
+    refused_version: Count | None = None
+    reason: str | None = Field(default=None, max_length=512)
 
 
 class TwinState(Message):

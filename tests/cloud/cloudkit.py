@@ -20,7 +20,7 @@ from cloud.config import CloudConfig
 from cloud.orchestrator import Orchestrator
 from shared import codec, hlc, subjects, trace
 from shared.compat import timeout
-from shared.messages import Message, Reading, ReportedState, now_ms
+from shared.messages import Command, CommandAck, Message, Reading, ReportedState, now_ms
 
 GW = "gw1"
 # Loopback round trips take milliseconds; this only bounds a broken test.
@@ -130,6 +130,21 @@ class MqttDevice:
                 fut.set_result(None)
 
         self._loop.call_soon_threadsafe(settle)
+
+    async def answer_commands(self) -> None:
+        """From now on acknowledge every command with ok, as firmware that applied it does."""
+        subscribed: asyncio.Future[None] = self._loop.create_future()
+        self._client.on_subscribe = lambda *_: self._resolve(subscribed)
+        self._client.on_message = self._on_command
+        self._client.subscribe(f"baton/d/{self.device}/cmd", qos=1)
+        async with timeout(WAIT_S):
+            await subscribed
+
+    def _on_command(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        # paho's network thread: publishing from here is what paho supports.
+        cmd = codec.decode(bytes(msg.payload), Command)
+        ack = CommandAck(cmd_id=cmd.cmd_id, device=self.device, ok=True)
+        self._client.publish(f"baton/d/{self.device}/ack", codec.encode(ack), qos=1)
 
     async def publish(self, seq: int, **metrics: float) -> None:
         """Publish one reading; returns once the broker acked it (PUBACK, MQTT 3.1.1 §4.3.2)."""

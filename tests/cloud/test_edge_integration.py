@@ -1,7 +1,8 @@
 """Edge + cloud + a device over MQTT, on a real hub and gateway leaf (`topology`).
 
 The whole path: device → leaf MQTT → UPLINK → edge forwarder → hub FLEET → cloud ingest
-→ twin in the API; API desired state → DOWNLINK → edge twin keeper → report → converged.
+→ twin in the API; API desired state → DOWNLINK → edge twin keeper → device command →
+device ack → report → converged.
 Then the edge goes away for longer than the hub's duplicate window while the device
 keeps publishing (and re-sends readings the hub already has); when it comes back its
 backlog is applied exactly once.
@@ -69,6 +70,7 @@ async def test_device_twin_converges_and_a_long_outage_backlog_applies_once(
         for seq in range(20):
             await device.publish(seq, temperature=40.0 + seq % 5)
         await orch.wait_for(lambda: applied(orch, "pump1", 20), WAIT_S)
+        await device.answer_commands()  # the edge reports a version only once acked
         await _desired_converges_through_the_edge(orch)
 
     # The edge is gone; the leaf keeps storing. The device sends 40 new readings and
@@ -103,12 +105,12 @@ async def _desired_converges_through_the_edge(orch: Orchestrator) -> None:
         listed = (await http.get("/api/fleet")).json()
         assert [(d["gw"], d["device"]) for d in listed["devices"]] == [(GW, "pump1")]
         started = time.perf_counter()
-        put = await http.put(f"/api/devices/{GW}/pump1/desired", json={"load": 0.5})
+        put = await http.put(f"/api/devices/{GW}/pump1/desired", json={"set_load.load": 0.5})
         assert put.status_code == 200 and put.json()["version"] == 1
         await orch.wait_for(lambda: _converged(orch, 1), WAIT_S)
         elapsed_ms = (time.perf_counter() - started) * 1000
         body = (await http.get(f"/api/devices/{GW}/pump1")).json()
-    assert body["reported_version"] == 1 and body["reported"] == {"load": 0.5}
+    assert body["reported_version"] == 1 and body["reported"] == {"set_load.load": 0.5}
     assert body["converged"] and 0 <= body["convergence_ms"] <= elapsed_ms + 5
 
 

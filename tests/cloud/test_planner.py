@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 
 from cloud.errors import PlanError
 from cloud.planner import PlannerConfig, PlannerService, PlanRecord
+from cloud.planner.actions import LOAD_KEY, SETPOINT_KEY
 from cloud.planner.fakes import Answer, FakeEdge
 from cloud.planner.intake import Intake
 from cloud.planner.windows import FiringWindows
@@ -78,7 +79,7 @@ async def test_bearing_wear_leads_to_an_acknowledged_maintenance_plan(
     nc, js = conn
     async with (
         FakeEdge(js, "gw1") as edge,
-        PlannerService(nc, js, FAST, pump_fleet(load=0.9), "r1") as planner,
+        PlannerService(nc, js, FAST, pump_fleet(**{LOAD_KEY: 0.9}), "r1") as planner,
     ):
         done = ended(planner)
         decision = bearing_wear()
@@ -130,7 +131,7 @@ async def test_a_step_never_acknowledged_compensates_the_completed_ones(
     nc, js = conn
     async with (
         FakeEdge(js, "gw1", silent_on("gw.ticket")) as edge,
-        PlannerService(nc, js, FAST, pump_fleet(load=0.9), "r1") as planner,
+        PlannerService(nc, js, FAST, pump_fleet(**{LOAD_KEY: 0.9}), "r1") as planner,
     ):
         done = ended(planner)
         await publish_decision(js, bearing_wear())
@@ -225,8 +226,8 @@ async def test_repeated_overheat_reflexes_rebalance_the_site(
 ) -> None:
     nc, js = conn
     fleet = MemoryFleetView([
-        TwinState(device="fan-1", gw="gw1", reported={"setpoint": 60.0}),
-        TwinState(device="fan-2", gw="gw1", reported={"setpoint": 55.0}),
+        TwinState(device="fan-1", gw="gw1", reported={SETPOINT_KEY: 60.0}),
+        TwinState(device="fan-2", gw="gw1", reported={SETPOINT_KEY: 55.0}),
     ])  # fmt: skip
     async with (
         FakeEdge(js, "gw1") as edge,

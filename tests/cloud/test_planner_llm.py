@@ -31,11 +31,11 @@ FLEET = MemoryFleetView([TwinState(device="pump-1", gw="gw1", reported={"load": 
 CFG = PlannerConfig(step_deadline_s=1.0, entry_points=False)
 
 
-def llm_plan(device: str = "pump-1", action: str = "set_load") -> str:
+def llm_plan(device: str = "pump-1", action: str = "set_load", load: float = 0.4) -> str:
     return json.dumps({
         "reason": "bearing wear: slow the pump down and call a technician",
         "steps": [
-            {"gw": "gw1", "device": device, "action": action, "params": {"load": 0.4},
+            {"gw": "gw1", "device": device, "action": action, "params": {"load": load},
              "deadline_s": 2, "compensation": {"action": "set_load", "params": {"load": 0.8}}},
             {"gw": "gw1", "device": device, "action": "gw.ticket",
              "params": {"kind": "maintenance", "ref": "t1"}, "compensation": None},
@@ -60,6 +60,9 @@ def test_a_valid_reply_becomes_a_plan() -> None:
         (llm_plan(action="Set Load!"), "invalid"),
         (llm_plan(device="pump-99"), "unknown device"),
         (llm_plan(device="../etc"), "invalid"),
+        # The action vocabulary's bounds: the edge would refuse it anyway.
+        (llm_plan(load=1.5), r"step 0: set_load.load=1.5 is outside"),
+        (llm_plan(action="gw.diagnose"), "gw.diagnose has no param 'load'"),
     ],
 )
 def test_an_invalid_reply_is_a_plan_error(reply: str, why: str) -> None:

@@ -83,22 +83,38 @@ async def test_desired_state_applied_once_per_version_and_reported(
 ) -> None:
     config = edge_config(http={"enabled": False})
     daemon, parts = await memory_daemon(config)
-    desired = DesiredState(device="pump1", gw="gw1", version=3, state={"mode": "eco"})
+    state = {"fan.on": True, "set_load.load": 0.5}
+    desired = DesiredState(device="pump1", gw="gw1", version=3, state=state)
     await daemon.on_desired(desired)
+    await daemon.on_desired(desired)  # a re-send while the device answers: nothing new
+    sent = [decode(s.payload, Command) for s in parts.sink.sent]
+    assert [(c.action, c.params, c.source) for c in sent] == [
+        ("fan", {"on": True}, "twin:v3"), ("set_load", {"load": 0.5}, "twin:v3"),
+    ]  # fmt: skip
+    assert parts.uplink.of_kind("twin") == []  # nothing applied before the device says so
+    for cmd in sent:
+        await device_ack(parts, cmd)
     await daemon.on_desired(desired)  # a redelivery: not applied again, reported again
 
-    [sent] = parts.sink.sent
-    cmd = decode(sent.payload, Command)
-    assert (cmd.action, cmd.params, cmd.source) == ("set", {"mode": "eco"}, "twin:v3")
     reports = [decode(s.payload, ReportedState) for s in parts.uplink.of_kind("twin")]
-    assert [(r.applied_version, r.state) for r in reports] == [(3, {"mode": "eco"})] * 2
+    assert [(r.applied_version, r.state) for r in reports] == [(3, state)] * 2
+    assert len(parts.sink.sent) == 2
     await daemon.aclose()
 
     again, parts = await memory_daemon(config)  # the applied version is on disk
-    await again.on_desired(DesiredState(device="pump1", gw="gw1", version=2, state={"mode": "x"}))
+    await again.on_desired(DesiredState(device="pump1", gw="gw1", version=2, state={}))
     assert parts.sink.sent == []
-    await again.on_desired(DesiredState(device="pump1", gw="gw1", version=4, state={"mode": "y"}))
-    assert decode(parts.sink.sent[0].payload, Command).params == {"mode": "y"}
+    newer = DesiredState(device="pump1", gw="gw1", version=4, state={"fan.on": False})
+    await again.on_desired(newer)
+    assert decode(parts.sink.sent[0].payload, Command).params == {"on": False}
+
+
+async def device_ack(
+    parts: Any, cmd: Command, *, ok: bool = True, reason: str | None = None
+) -> None:
+    """The device's answer, as the leaf delivers it to the daemon."""
+    ack = CommandAck(cmd_id=cmd.cmd_id, device=cmd.device, ok=ok, reason=reason)
+    await parts.source.inject(f"baton.d.{cmd.device}.ack", encode(ack))
 
 
 def write_rules(path: Path, above: float, *, extra: str = "") -> None:

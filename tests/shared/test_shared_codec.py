@@ -204,6 +204,8 @@ MESSAGE_STRATEGIES: dict[type[Message], st.SearchStrategy[Any]] = {
         state=params,
         ts_ms=millis,
         hlc=_opt(counts),
+        refused_version=_opt(counts),
+        reason=_opt(short_text),
     ),
     TwinState: st.builds(
         TwinState,
