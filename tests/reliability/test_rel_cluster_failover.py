@@ -33,7 +33,7 @@ from relkit_cluster import (
     stream_leader,
     wait_replicas_current,
 )
-from relkit_figures import Figures
+from relkit_figures import Figures, timeout_for
 
 from shared.compat import timeout
 
@@ -66,6 +66,7 @@ async def _publish_through(publisher: Publisher, fault_after: int) -> asyncio.Ta
     return task
 
 
+@timeout_for(bounded_s=120, full_s=1800)
 async def test_killing_a_hub_node_mid_publish_loses_no_acknowledged_message(
     cluster: HubCluster, figures: Figures
 ) -> None:
@@ -108,6 +109,7 @@ async def test_killing_a_hub_node_mid_publish_loses_no_acknowledged_message(
         await nc.close()
 
 
+@timeout_for(bounded_s=120, full_s=1800)
 async def test_a_cut_off_leader_loses_no_acknowledged_message_and_follows_on_return(
     cluster: HubCluster, figures: Figures
 ) -> None:
@@ -151,6 +153,7 @@ async def test_a_cut_off_leader_loses_no_acknowledged_message_and_follows_on_ret
         await nc.close()
 
 
+@timeout_for(bounded_s=120, full_s=900)
 async def test_with_two_of_three_nodes_down_no_publish_is_acknowledged(
     cluster: HubCluster, figures: Figures
 ) -> None:

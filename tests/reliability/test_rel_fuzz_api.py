@@ -19,17 +19,20 @@ from typing import Any
 import httpx
 import nats
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relkit_figures import Figures
-from schemathesis import GenerationMode
+from relkit_figures import Figures, timeout_for
 
 from cloud.config import CloudConfig
 from cloud.orchestrator import Orchestrator
 from shared import codec, subjects
 from shared.messages import Reading, now_ms
 from shared.natsrun import NatsServer
+
+# A dev dependency (pyproject `dev` extra); without it the API is still fuzzed by
+# tests/cloud/test_api.py's fixed cases only.
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
+GenerationMode = schemathesis.GenerationMode
 
 SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 GW, DEVICE = "gw1", "fan1"
@@ -111,10 +114,11 @@ def _fuzz(url: str, examples: int, outcomes: Counter[str]) -> None:
     outcomes["operations"] = len(operations)
 
 
+@timeout_for(bounded_s=120, full_s=1800)
 async def test_api_answers_every_generated_request_without_a_server_error(
     replica: Orchestrator, figures: Figures
 ) -> None:
-    examples = figures.scale(ci=150, full=5000, name="examples")
+    examples = figures.scale(ci=150, full=3000, name="examples")
     outcomes: Counter[str] = Counter()
     await asyncio.to_thread(_fuzz, replica.url, examples, outcomes)
     figures.record(
