@@ -189,9 +189,10 @@ class _HubBehindRelay(ServerConfig):
 
 @asynccontextmanager
 async def linked_pair(
-    base: Path, *, sync_always: bool = True, gateway: str = GW
+    base: Path, *, sync_always: bool = True, gateway: str = GW, leaf_store: Path | None = None
 ) -> AsyncIterator[tuple[LocalTopology, LinkRelay]]:
-    """Hub + leaf (`LocalTopology` shape) with the leaf node link through a `LinkRelay`."""
+    """Hub + leaf (`LocalTopology` shape) with the leaf node link through a `LinkRelay`;
+    the leaf's store in `leaf_store` when given."""
     topo = LocalTopology(gateway, base_dir=base, sync_always=sync_always)
     hub_cfg = topo.hub.config
     assert hub_cfg.leafnode_port is not None
@@ -202,7 +203,10 @@ async def linked_pair(
     async with LinkRelay(leafnode_port) as relay:
         topo.leaf = NatsServer(
             leaf_config(
-                gateway, relay.url, store_dir=base / f"edge-{gateway}", sync_always=sync_always
+                gateway,
+                relay.url,
+                store_dir=leaf_store or base / f"edge-{gateway}",
+                sync_always=sync_always,
             )
         )
         async with topo:
@@ -615,6 +619,23 @@ class LeafView:
         """(messages, bytes) in the leaf's UPLINK stream now."""
         state = (await self.js.stream_info(subjects.UPLINK_STREAM)).state
         return state.messages, state.bytes
+
+    async def stored_ids(self) -> list[str]:
+        """The hub ids (Nats-Msg-Id) of what the UPLINK stream holds now, in order:
+        readings `gw/dev/r/seq`, the daemon's items by the id it submitted them under."""
+        state = (await self.js.stream_info(subjects.UPLINK_STREAM)).state
+        held: list[str] = []
+        for seq in range(state.first_seq, state.last_seq + 1):
+            try:
+                msg = await self.js.get_msg(subjects.UPLINK_STREAM, seq)
+            except nats.js.errors.NotFoundError:  # acked or discarded meanwhile
+                continue
+            if msg.subject and msg.subject.startswith("baton.d.") and msg.data:
+                r = codec.decode(msg.data, Reading)
+                held.append(subjects.msg_id(GW, r.device, "r", r.seq))
+            elif msg.headers:
+                held.append(msg.headers[subjects.HDR_MSG_ID])
+        return held
 
     async def wait_empty(self, timeout_s: float = DEADLINE_S) -> bool:
         async def empty() -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import nats.js.errors
 import pytest
 from datapath_kit import (
     GW,
@@ -34,8 +33,6 @@ from datapath_kit import (
 
 from edge.config import EdgeConfig
 from edge.daemon import EdgeDaemon
-from shared import codec, subjects
-from shared.messages import Reading
 
 if TYPE_CHECKING:
     from conftest import Figures
@@ -68,24 +65,6 @@ def edge_config(leaf_url: str, state: Path, when_full: str) -> EdgeConfig:
     )
 
 
-async def stored_ids(leaf: LeafView) -> list[str]:
-    """The hub ids (Nats-Msg-Id) of what the leaf's UPLINK stream holds now, in order:
-    readings `gw/dev/r/seq`, the daemon's decisions by the id it submitted them under."""
-    state = (await leaf.js.stream_info(subjects.UPLINK_STREAM)).state
-    held: list[str] = []
-    for seq in range(state.first_seq, state.last_seq + 1):
-        try:
-            msg = await leaf.js.get_msg(subjects.UPLINK_STREAM, seq)
-        except nats.js.errors.NotFoundError:  # acked or discarded meanwhile
-            continue
-        if msg.subject and msg.subject.startswith("baton.d.") and msg.data:
-            r = codec.decode(msg.data, Reading)
-            held.append(subjects.msg_id(GW, r.device, "r", r.seq))
-        elif msg.headers:
-            held.append(msg.headers[subjects.HDR_MSG_ID])
-    return held
-
-
 @pytest.mark.parametrize("when_full", ["drop_oldest", "refuse_new"])
 async def test_full_leaf_store_follows_the_documented_policy_and_recovers(
     tmp_path: Path,
@@ -113,7 +92,7 @@ async def test_full_leaf_store_follows_the_documented_policy_and_recovers(
         )
         await daemon.flush()  # its decisions stored or refused
         full_msgs, full_bytes = await leaf.backlog()
-        held = await stored_ids(leaf)
+        held = await leaf.stored_ids()
         up = daemon.stats().uplink
         # What the leaf took: every reading under drop_oldest (the documented promise the
         # accounting below checks), what it holds under refuse_new (nothing left it).
