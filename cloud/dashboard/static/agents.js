@@ -34,7 +34,12 @@ export class Agents {
   constructor(root) { this.root = root; this.cards = new Map(); this.state = new Map(); }
 
   load(streams) {
-    for (const s of streams) { this.card(s.session).text.textContent = s.text; this.set(s.session, s); }
+    for (const s of streams) {
+      const card = this.card(s.session);
+      card.text.textContent = s.text;
+      card.text.scrollTop = card.text.scrollHeight;  // the latest turn, as when live
+      this.set(s.session, s);
+    }
   }
 
   on(type, e) {

@@ -18,16 +18,17 @@ export class Handoffs {
   }
 
   render(h) {
+    const suggested = h.state === "requested";
     const total = h.steps.reduce((sum, s) => sum + s.ms, 0) || 1;
     const bar = el("div", { class: "bar" }, h.steps.slice(1).map((s, i) =>
       el("span", { title: `${s.name}: ${ms(s.ms)}`,
         style: `width:${(100 * s.ms) / total}%;background:${STEP_COLORS[i % STEP_COLORS.length]}` })));
     const latency = h.latency_ms ?? h.steps.at(-1)?.at_ms - h.steps[0]?.at_ms;
+    const what = suggested ? "suggested by the agent; nothing moved" : ms(latency);
     const row = el("div", { class: "row", dataset: { handoff: h.id, state: h.state, steps: String(h.steps.length) } },
-      el("div", {}, el("b", {}, h.session), ` → ${h.to} `,
-        el("span", { class: `status ${h.state}`, title: h.state === "requested" ? "suggested by the agent; nothing moved" : "" }, h.state),
-        el("span", { class: "muted" }, ` ${ms(latency)} · ${h.reason || "request"}`)),
-      bar);
+      el("div", {}, el("b", {}, h.session), ` → ${h.to} `, el("span", { class: `status ${h.state}` }, h.state),
+        el("span", { class: "muted" }, ` ${what} · ${h.reason || "request"}`)),
+      suggested ? null : bar);
     const details = el("ul", { class: "steps", hidden: this.open !== h.id ? "" : null },
       h.steps.map((s) => el("li", {}, el("span", {}, s.name), el("span", { class: "muted" }, `${ms(s.ms)} · ${clock(s.at_ms)}`))),
       el("li", {}, el("a", { href: "#trace-view", onclick: () => this.showTrace(h.trace_id) }, "show its trace")));
