@@ -21,6 +21,9 @@ Figures
     The figures of every test are printed in pytest's terminal summary and, when
     `BATON_RELIABILITY_OUT` names a file, written there as JSON (with the mode, the
     machine and each test's outcome), which is what docs/reliability.md is built from.
+
+In the full form each test of this directory gets a pytest-timeout of an hour
+(`FULL_TIMEOUT_S`) instead of the suite's two minutes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ import pytest
 Value = int | float | str | bool | None
 
 FULL_OPTION = "--reliability-full"
+# The full form runs the issue's counts: a test may take many minutes, far past the
+# suite-wide pytest-timeout (pyproject.toml); this is its own bound per test.
+FULL_TIMEOUT_S = 3600
 FULL_ENV = "BATON_RELIABILITY"
 OUT_ENV = "BATON_RELIABILITY_OUT"
 
@@ -132,6 +138,15 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     fig = Figures(test=request.node.nodeid, full=is_full(request.config))
     _report(request.config).figures[fig.test] = fig
     yield fig
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not is_full(config):
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FULL_TIMEOUT_S))
 
 
 @pytest.hookimpl(wrapper=True)

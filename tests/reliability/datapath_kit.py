@@ -630,11 +630,14 @@ class LeafView:
                 msg = await self.js.get_msg(subjects.UPLINK_STREAM, seq)
             except nats.js.errors.NotFoundError:  # acked or discarded meanwhile
                 continue
-            if msg.subject and msg.subject.startswith("baton.d.") and msg.data:
+            subject = msg.subject or ""
+            if subject.startswith("baton.d.") and subject.endswith(".r") and msg.data:
                 r = codec.decode(msg.data, Reading)
                 held.append(subjects.msg_id(GW, r.device, "r", r.seq))
-            elif msg.headers:
+            elif msg.headers and subjects.HDR_MSG_ID in msg.headers:
                 held.append(msg.headers[subjects.HDR_MSG_ID])
+            else:
+                held.append(f"{subject}#{seq}")
         return held
 
     async def wait_empty(self, timeout_s: float = DEADLINE_S) -> bool:

@@ -11,8 +11,9 @@ filesystem (in the spirit of LazyFS, Jepsen's tool for the same question) keeps 
 
 Writing anything to `<mount>/.powercut` (with every process using the mount killed
 first) throws live/ away and restores it from durable/: the disk as the machine finds
-it after the lights come back. Writing a number to `<mount>/.fsync_delay` makes each
-fsync take that many seconds from then on (a slow SD card).
+it after the lights come back. Writing "<seconds> [path part]" to `<mount>/.fsync_delay`
+makes each fsync (of the files whose path contains the part) take that long from then
+on: a slow SD card, or one slow stream.
 
     python datapath_powercut.py <backing dir> <mount point>     # runs until unmounted
 
@@ -69,6 +70,7 @@ def _make_ops() -> Any:
             self.pending: dict[str, list[tuple[str, int, bytes]]] = defaultdict(list)
             self.cuts = 0
             self.fsync_delay_s = 0.0
+            self.fsync_delay_only = ""  # a path substring; empty: every file
 
         def _live(self, path: str) -> str:
             return str(self.live / path.lstrip("/"))
@@ -163,7 +165,8 @@ def _make_ops() -> Any:
         def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
             if path in _MAGIC:
                 if path == FSYNC_DELAY:
-                    self.fsync_delay_s = float(bytes(data).decode().strip() or 0)
+                    seconds, _, only = bytes(data).decode().strip().partition(" ")
+                    self.fsync_delay_s, self.fsync_delay_only = float(seconds or 0), only
                 return len(data)
             written = os.pwrite(fh, data, offset)
             self.pending[path].append(("w", offset, bytes(data[:written])))
@@ -176,7 +179,7 @@ def _make_ops() -> Any:
             self.pending[path].append(("t", length, b""))
 
         def fsync(self, path: str, datasync: int, fh: int) -> None:
-            if self.fsync_delay_s:
+            if self.fsync_delay_s and self.fsync_delay_only in path:
                 time.sleep(self.fsync_delay_s)  # the slow disk this knob stands for
             ops = self.pending.pop(path, [])
             if not ops:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pytest
 from datapath_kit import (
+    DEADLINE_S,
     GW,
     HubView,
     LeafView,
@@ -83,14 +84,16 @@ async def test_partition_under_load_loses_doubles_and_reorders_nothing(
 
             await relay.heal()
             healed_at = loop.time()
-            assert await hub.wait_count(acked_at_heal), "the backlog never drained"
+            drain_deadline = DEADLINE_S + 2 * outage_s
+            assert await hub.wait_count(acked_at_heal, timeout_s=drain_deadline), "no drain"
             caught_up_at = loop.time()
             drained = await hub.count() - at_hub_at_heal
             # Keep the load on a little after the catch-up: new readings flow again.
             await load.wait_acked(load.acked_total + 100)
 
         await load.settle()
-        complete = await hub.wait_count(load.acked_total) and await leaf.wait_empty()
+        complete = await hub.wait_count(load.acked_total, timeout_s=drain_deadline)
+        complete = complete and await leaf.wait_empty()
         await eventually(lambda: daemon.stats().uplink.hub_connected, "uplink reconnected")
         stats = daemon.stats().uplink
         result = verdict(load.acked, await hub.per_device())

@@ -272,20 +272,7 @@ async def test_twins_converge_to_the_latest_version_through_reordering_and_recon
         assert {f"set_load.{k}": v for k, v in params.items()} == twin.desired
 
 
-RESTART_BUG = (
-    "product bug: TwinKeeper.apply (edge/twin/keeper.py) compares a desired version with "
-    "the applied one and the one in flight *in memory*; after a daemon restart nothing is "
-    "in flight, so an older version arriving late (a DOWNLINK redelivery) while a newer "
-    "one was sent and never acknowledged is sent to the device after the newer one, "
-    "although the newer desired_version is persisted in the twin record"
-)
-
-
-@pytest.mark.parametrize(
-    "restart",
-    [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=RESTART_BUG))],
-    ids=["running", "after-restart"],
-)
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "after-restart"])
 async def test_a_stale_version_arriving_while_a_newer_one_is_in_flight_is_not_sent(
     topology: LocalTopology, tmp_path: Path, figures: Figures, restart: bool
 ) -> None:
