@@ -22,15 +22,15 @@ import logging
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NotFoundError
 
 from shared import streams
 from shared.compat import TaskGroup, timeout
@@ -48,6 +48,7 @@ from tests.deploy._support import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STREAM = "DOWNLINK"
 SUBJECT = "downlink.gw1.cmd.dev-a"
@@ -59,7 +60,6 @@ RETRY_PAUSE_S = 0.05
 # The client notices a frozen server after ping_interval * max_outstanding_pings.
 PING_INTERVAL_S = 1
 MAX_OUTSTANDING_PINGS = 2
-READ_BATCH = 500
 # Free ports are picked before binding; a busy machine can take one in between.
 START_ATTEMPTS = 3
 
@@ -192,26 +192,30 @@ async def move_leader_to(nc: Client, name: str) -> None:
 
 
 async def stored_ids(nc: Client) -> Counter[str]:
-    """How many times each message id is stored, read through an ephemeral consumer."""
-    js = nc.jetstream(timeout=10.0)
-    info = await js.stream_info(STREAM)
-    total = info.state.messages
-    sub = await js.pull_subscribe(
-        SUBJECT.rsplit(".", 1)[0] + ".>",
-        stream=STREAM,
-        config=ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0
-        ),
-    )
+    """How many times each message id is stored, read by sequence from the stream's
+    leader (no consumer: a new one may land on a replica that is still catching up).
+
+    A request that finds the stream between leaders is asked again; the deadline bounds it.
+    """
+    js = nc.jetstream(timeout=5.0)
     seen: Counter[str] = Counter()
-    try:
-        async with timeout(FAILOVER_S):
-            while sum(seen.values()) < total:
-                for msg in await sub.fetch(READ_BATCH, timeout=5.0):
-                    seen[msg.data.decode()] += 1
-    finally:
-        await sub.unsubscribe()
+    async with timeout(FAILOVER_S):
+        state = (await _retrying(lambda: js.stream_info(STREAM))).state
+        for seq in range(state.first_seq, state.last_seq + 1):
+            msg = await _retrying(lambda seq=seq: js.get_msg(STREAM, seq))
+            seen[(msg.data or b"").decode()] += 1
     return seen
+
+
+async def _retrying(request: Callable[[], Awaitable[T]]) -> T:
+    while True:
+        try:
+            return await request()
+        except (NatsError, asyncio.TimeoutError, APIError) as exc:
+            if isinstance(exc, NotFoundError):
+                raise
+            log.debug("read retried: %r", exc)
+            await asyncio.sleep(RETRY_PAUSE_S)  # pacing; the deadline is the caller's
 
 
 class Publisher:
