@@ -34,7 +34,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
 def demo(browser: BrowserContext, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with DemoProcess(tmp_path_factory.mktemp("demo")) as running:
         if not serves_dashboard(running.url):
-            pytest.skip("the cloud orchestrator does not mount the dashboard (cloud.dashboard)")
+            pytest.skip(
+                "the cloud orchestrator does not mount the dashboard yet (Dashboard.attach)"
+            )
         yield running.url
         code = running.close()
     assert code == 0, "\n".join(running.output[-30:])
