@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Final
 
@@ -65,6 +65,7 @@ ASK_TIMEOUT_S: Final = 10.0
 # this much longer than the order itself can take.
 ORDER_SLACK_S: Final = 5.0
 AgentRequestHook = Callable[[SessionRunner, HandoffRequest], bool]
+Handler = Callable[[Msg], Coroutine[Any, Any, None]]
 
 
 class SessionHost:
@@ -86,6 +87,8 @@ class SessionHost:
         self.owner = owner
         self.settings = settings or SessionSettings()
         self.runners: dict[str, SessionRunner] = {}
+        # Every runner adopted and not yet fully stopped (a retired one may still be).
+        self._every: set[SessionRunner] = set()
         self.feeds: dict[str, EventFeed] = {}
         self.on_agent_request: AgentRequestHook | None = None
         self._loader = loader
@@ -97,6 +100,7 @@ class SessionHost:
         self._runner_hooks: list[Callable[[SessionRunner], None]] = []
         self._watchers: dict[str, list[Callable[[AgentEventBase], None]]] = {}
         self._ctx: HostContext | None = None
+        self._closing = False
         self._board: LeaseBoard | None = None
         self._intake: Intake | None = None
         self._reclaimer: Reclaimer | None = None
@@ -148,20 +152,29 @@ class SessionHost:
             )
 
     async def _subscribe(self) -> None:
-        handlers: dict[str, Callable[[Msg], Awaitable[None]]] = {
+        handlers: dict[str, Handler] = {
             self.owner.inbox("request"): self._on_order,
             self.owner.inbox("prepare"): self._on_prepare,
             self.owner.inbox("commit"): self._on_commit,
             self.owner.inbox("ask"): self._on_ask,
         }
-        for subject, handler in handlers.items():
-            self._subs.append(await self.nc.subscribe(subject, cb=handler))
         if self.owner.side == "cloud":
-            sub = await self.nc.subscribe(CLOUD_PREPARE, queue=CLOUD_QUEUE, cb=self._on_prepare)
-            self._subs.append(sub)
+            handlers[CLOUD_PREPARE] = self._on_prepare
+        for subject, handler in handlers.items():
+            queue = CLOUD_QUEUE if subject == CLOUD_PREPARE else ""
+            cb = functools.partial(self._dispatch_msg, handler)
+            self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=cb))
+
+    async def _dispatch_msg(self, handler: Handler, msg: Msg) -> None:
+        """Run an inbox message's handler in a task this host owns: a handoff or a
+        snapshot load outlives nats-py's callback, and closing the host must stop it."""
+        if self._closing:
+            return  # the asker times out, or gets no-responders from its next try
+        self.spawn(handler(msg), f"inbox:{msg.subject}")
 
     async def aclose(self) -> None:
         """Stop taking work, drain every runner, stop following. Safe twice."""
+        self._closing = True
         subs, self._subs = self._subs, []
         for sub in subs:
             with contextlib.suppress(Exception):  # the connection may be closing
@@ -169,9 +182,10 @@ class SessionHost:
         if self._intake is not None:
             self._intake.close()
         await self._cancel_tasks()
-        for runner in list(self.runners.values()):
-            await runner.aclose()
+        for runner in list(self._every):
+            await runner.aclose()  # finishes a stop a cancelled handoff cut short
         self.runners.clear()
+        self._every.clear()
         for feed in list(self.feeds.values()):
             await feed.aclose()
         self.feeds.clear()
@@ -180,12 +194,13 @@ class SessionHost:
 
     async def abort(self) -> None:
         """A crash (tests): stop everything without draining or releasing anything."""
+        self._closing = True
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs = []
         await self._cancel_tasks()
-        for runner in list(self.runners.values()):
+        for runner in list(self._every):
             await runner.abort()
         self.runners.clear()
         await self.aclose()
@@ -258,6 +273,7 @@ class SessionHost:
         if old is not None and old is not runner:
             await old.abort()
         self.runners[runner.session] = runner
+        self._every = {r for r in self._every if not r.stopped.is_set()} | {runner}
         feed = self.feeds.pop(runner.session, None)
         if feed is not None:
             await feed.aclose()

@@ -79,7 +79,7 @@ class RtcPeer:
         self.pc = pc
         self.channel: RTCDataChannel | None = None
         self.closed = asyncio.Event()
-        self._closing = False
+        self._close: asyncio.Future[None] | None = None
 
         @pc.on("connectionstatechange")
         def _state() -> None:
@@ -103,12 +103,13 @@ class RtcPeer:
         return True
 
     async def aclose(self) -> None:
-        """Close the connection and wait for aiortc's tasks to end. Safe twice."""
-        if self._closing:
-            return
-        self._closing = True
+        """Close the connection and wait for aiortc's tasks to end. Safe twice. A caller
+        cancelled meanwhile does not cut the close short (it is shielded): a half-closed
+        peer connection would leave aiortc's ICE and SCTP tasks running."""
         self.closed.set()
-        await self.pc.close()
+        if self._close is None:
+            self._close = asyncio.ensure_future(self.pc.close())
+        await asyncio.shield(self._close)
 
 
 async def dial(

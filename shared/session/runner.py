@@ -104,6 +104,7 @@ class SessionRunner:
         self.turn_lock = asyncio.Lock()
         self.state: State = "active"
         self.ended = asyncio.Event()
+        self.stopped = asyncio.Event()  # every task and the log have stopped
         self.end_reason = ""
         self.successor: str | None = None  # the owner this runner handed the session to
         self.on_agent_request: Callable[[SessionRunner, HandoffRequest], None] | None = None
@@ -112,6 +113,7 @@ class SessionRunner:
         self._snap_last = snap.seq if snap else 0
         self._last_blob = snap.blob if snap else None
         self._cut = False
+        self._stopped = False
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -255,10 +257,22 @@ class SessionRunner:
         """Answer a follower's (or, through the API, a browser's) offer: the answer SDP."""
         self._check()
         sdp, peer, arrived = await rtc.accept(offer)
+        if self._stopped or not self.acting():  # it moved on while ICE was gathering
+            await peer.aclose()
+            self._check()
+            raise LeaseLost(self.session, "stopped")
         self.spawn(self._serve_peer(peer, arrived, offer), f"rtc-peer:{self.session}")
         return sdp
 
     async def _on_offer(self, msg: Msg) -> None:
+        # Answering takes ICE gathering (tens of ms): in a task of ours, so stopping the
+        # runner stops it (and closes its peer connection), not in nats-py's callback.
+        try:
+            self.spawn(self._answer(msg), f"rtc-offer:{self.session}")
+        except SessionError as exc:
+            await msg.respond(rtc.refusal(str(exc)))
+
+    async def _answer(self, msg: Msg) -> None:
         try:
             offer = rtc.Offer.decode(msg.data)
             reply = rtc.answer_reply(await self.serve_offer(offer))
@@ -294,6 +308,9 @@ class SessionRunner:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A task this runner owns: cancelled and awaited when it stops."""
+        if self._stopped:
+            coro.close()
+            raise LeaseLost(self.session, f"{name} after the runner stopped")
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._reap)
@@ -347,6 +364,9 @@ class SessionRunner:
         await self.aclose()
 
     async def _stop(self, *, drain: bool) -> None:
+        """Every step is idempotent: a stop cut short (its caller cancelled) is finished
+        by the next call (the host closes every runner it ever adopted)."""
+        self._stopped = True
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):  # the connection may be closing too
@@ -354,6 +374,7 @@ class SessionRunner:
         await self.keeper.aclose()
         await (self.log.aclose() if drain else self.log.abort())
         await stop_tasks(self._tasks)
+        self.stopped.set()
 
 
 async def _aclose(events: AsyncIterator[AgentEventBase]) -> None:

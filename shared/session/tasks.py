@@ -15,8 +15,9 @@ from typing import Any, Final
 
 log = logging.getLogger(__name__)
 
-# How long a cancelled task gets before it is cancelled again.
-CANCEL_RETRY_S: Final = 0.1
+# How long a cancelled task gets to finish its cleanup (closing a peer connection takes
+# milliseconds) before it is cancelled again.
+CANCEL_RETRY_S: Final = 0.5
 
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:

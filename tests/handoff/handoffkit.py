@@ -54,6 +54,7 @@ class Sides:
     models: dict[str, Model] = field(default_factory=dict)
     hosts: list[SessionHost] = field(default_factory=list)
     conns: list[Client] = field(default_factory=list)
+    services: list[Any] = field(default_factory=list)  # anything with `aclose()`
 
     async def connect(self, url: str) -> Client:
         nc = await nats.connect(url)
@@ -80,6 +81,8 @@ class Sides:
         return self.models[owner]
 
     async def close(self) -> None:
+        for service in reversed(self.services):
+            await service.aclose()
         for host in reversed(self.hosts):
             await host.aclose()
         for nc in self.conns:

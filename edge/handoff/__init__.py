@@ -1,0 +1,23 @@
+"""The gateway's side of session handoff (DESIGN "Edge handoff").
+
+    EdgeHandoff        SessionHost for `edge:<gateway>` + HandoffPolicy + device state
+    HandoffConfig      `[handoff]` of edge.toml
+    DeviceState        the device-state seam; MemoryDeviceState, SysfsDeviceState
+    edge_loader        turns a snapshot into an AgentSession with the gateway's backend
+
+The protocol itself (lease, snapshot, stream, faults) is `shared.session`.
+"""
+
+from edge.handoff.config import HandoffConfig
+from edge.handoff.device import DeviceState, MemoryDeviceState, SysfsDeviceState
+from edge.handoff.loader import edge_loader
+from edge.handoff.service import EdgeHandoff
+
+__all__ = [
+    "DeviceState",
+    "EdgeHandoff",
+    "HandoffConfig",
+    "MemoryDeviceState",
+    "SysfsDeviceState",
+    "edge_loader",
+]
