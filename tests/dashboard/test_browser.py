@@ -92,6 +92,41 @@ def test_the_operator_session_streams_into_the_agents_panel(page: Page) -> None:
 
 
 def test_a_handoff_triggered_through_the_api_appears_on_the_timeline(page: Page) -> None:
+    from playwright.sync_api import expect
+
     if not handoff_available():
         pytest.skip("the handoff protocol is not wired into the edge and the cloud yet (issue 6)")
-    pytest.skip("the demo's session script does not drive the handoff API yet")
+    base = page.url.rstrip("/")
+    route = _handoff_route(page, base)
+    if route is None:
+        pytest.skip("the cloud API has no POST route to hand a session over yet")
+    session = _edge_session(page, base)
+    response = page.request.post(base + route.format(session=session), data={"to": "cloud"})
+    assert response.ok, response.text()
+
+    row = page.locator(f'#handoffs .row[data-handoff^="{session}-"][data-state="completed"]')
+    expect(row.first).to_be_visible(timeout=WAIT_MS)
+    assert int(row.first.get_attribute("data-steps") or 0) >= 3  # request … complete
+    row.first.click()
+    expect(row.first.locator(".steps li").first).to_be_visible()
+
+
+def _handoff_route(page: Page, base: str) -> str | None:
+    """The API's `POST /api/sessions/{...}/handoff`-like route, from its OpenAPI document."""
+    paths = page.request.get(base + "/openapi.json").json()["paths"]
+    for path, methods in paths.items():
+        if "post" in methods and path.startswith("/api/sessions") and "handoff" in path:
+            return re.sub(r"\{[^}]+\}", "{session}", path)
+    return None
+
+
+def _edge_session(page: Page, base: str) -> str:
+    """A session the gateway owns (the demo's operator session ends there)."""
+    page.wait_for_function(
+        "() => document.querySelector('#agents .agent[data-session]')", timeout=60_000
+    )
+    listed = page.request.get(base + "/api/sessions").json()
+    owned = [s["session"] for s in listed if s.get("side", s.get("owner")) == "edge"]
+    if not owned:
+        pytest.skip(f"no session owned by the gateway to hand over: {listed}")
+    return str(owned[0])
