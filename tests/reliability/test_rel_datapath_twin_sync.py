@@ -207,7 +207,7 @@ async def test_twins_converge_to_the_latest_version_through_reordering_and_recon
             await eventually(
                 lambda: all(cloud.readmodel.twin(GW, d) for d in DEVICES), "devices known"
             )
-            next_at = loop.time()
+            next_at = started = loop.time()
             for i in range(updates):
                 device = DEVICES[i % len(DEVICES)]
                 record = await cloud.desired.set(GW, device, state_for(i))
@@ -244,6 +244,7 @@ async def test_twins_converge_to_the_latest_version_through_reordering_and_recon
                 return True
 
             await eventually(converged, "every twin converged on its latest version")
+            took = loop.time() - started
             twins = {d: await hub.twin(d) for d in DEVICES}
         finally:
             await daemon.aclose()
@@ -258,6 +259,9 @@ async def test_twins_converge_to_the_latest_version_through_reordering_and_recon
         link_cuts=cuts,
         daemon_restarts=restarts,
         commands_to_devices=sum(len(v) for v in devices.received.values()),
+        # Desired messages the gateway's downlink took (updates + stale) per second, over
+        # the whole run: its throughput when it cannot keep up with the offered rate.
+        downlink_msgs_per_s=(updates + stale_injected) / took,
         stale_handed_to_devices=handed_older,
         converged=sum(1 for d in DEVICES if twins[d] and twins[d].converged_version == latest[d]),
     )
