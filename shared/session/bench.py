@@ -5,7 +5,9 @@
     await stream_latency(hub_url, messages=500)
         one event's trip over our WebRTC stream (EventStream -> ChannelSink -> EventFeed,
         NATS signaling, the log appending alongside) vs the same bytes on a bare aiortc
-        data channel, in the same run
+        data channel, in the same run: one event at a time (our overhead laid bare)
+    await stream_latency(hub_url, messages=2000, burst=True)
+        the same, every event sent at once (a model streaming fast): framing at work
 
 Both take NATS URLs of a hub with the hub layout (`streams.ensure_hub`); the edge may
 connect through its leaf. Figures are milliseconds.
@@ -133,10 +135,11 @@ async def _end(edge: SessionHost, cloud: SessionHost, session: str) -> None:
 
 
 async def stream_latency(
-    hub_url: str, *, messages: int = 500, session: str = "bench-stream"
+    hub_url: str, *, messages: int = 500, burst: bool = False, session: str = "bench-stream"
 ) -> StreamFigures:
-    """One event at a time, each sent once the previous one arrived: the one-way latency
-    of our stream (owner runner -> follower feed over WebRTC) and of a bare data channel."""
+    """The one-way latency of our stream (owner runner -> follower feed over WebRTC) and
+    of a bare data channel: one event at a time (each sent once the previous arrived),
+    or with `burst` all sent at once."""
     settings = SessionSettings(ttl_s=5.0, checkpoint_turns=False)
     session = _fresh(session)
     owner_nc, follower_nc = await nats.connect(hub_url), await nats.connect(hub_url)
@@ -150,10 +153,10 @@ async def stream_latency(
             async with feed:
                 async with timeout(WAIT_S):
                     await feed.wait_via("rtc")
-                ours = await _ours(runner, feed, messages)
+                ours = await _ours(runner, feed, messages, burst)
             await runner.end()
         payload = len(_sample_bytes(session))
-        bare = await _bare(messages, _sample_bytes(session))
+        bare = await _bare(messages, _sample_bytes(session), burst)
     finally:
         await owner_nc.close()
         await follower_nc.close()
@@ -173,28 +176,40 @@ def _sample_bytes(session: str) -> bytes:
     return encode(ContentChunk(session=session, seq=1, epoch=1, text=TEXT))
 
 
-async def _ours(runner: Any, feed: EventFeed, messages: int) -> Latency:
+async def _ours(runner: Any, feed: EventFeed, messages: int, burst: bool) -> Latency:
     loop = asyncio.get_running_loop()
     arrived: asyncio.Queue[float] = asyncio.Queue()
 
     def on_event(event: AgentEventBase) -> None:
         arrived.put_nowait(loop.time())
 
+    async def send() -> float:
+        event = await runner.agent.emit(ContentChunk, text=TEXT)  # what a turn yields
+        sent = loop.time()
+        runner.publish(event)
+        return sent
+
     undo = feed.listen(on_event)
-    samples = []
     try:
-        for _ in range(messages):
-            event = await runner.agent.emit(ContentChunk, text=TEXT)  # what a turn yields
-            sent = loop.time()
-            runner.publish(event)
-            async with timeout(WAIT_S):
-                samples.append((await arrived.get() - sent) * 1000)
+        return await _measure(send, arrived, messages, burst)
     finally:
         undo()
+
+
+async def _measure(send: Any, arrived: asyncio.Queue[float], messages: int, burst: bool) -> Latency:
+    sent_at: list[float] = []
+    samples: list[float] = []
+    async with timeout(WAIT_S):
+        for _ in range(messages):
+            sent_at.append(await send())
+            if not burst:
+                samples.append((await arrived.get() - sent_at[-1]) * 1000)
+        for sent in sent_at[len(samples) :]:  # burst: they arrive in order
+            samples.append((await arrived.get() - sent) * 1000)
     return Latency.of(samples)
 
 
-async def _bare(messages: int, payload: bytes) -> Latency:
+async def _bare(messages: int, payload: bytes, burst: bool) -> Latency:
     """The same sends on a data channel between two peer connections, nothing else."""
     from aiortc import RTCPeerConnection
 
@@ -217,16 +232,16 @@ async def _bare(messages: int, payload: bytes) -> Latency:
         await a.setRemoteDescription(b.localDescription)
         async with timeout(WAIT_S):
             await opened.wait()
-        samples = []
-        for _ in range(messages):
+
+        async def send() -> float:
             sent = loop.time()
             channel.send(payload)
-            async with timeout(WAIT_S):
-                samples.append((await arrived.get() - sent) * 1000)
+            return sent
+
+        return await _measure(send, arrived, messages, burst)
     finally:
         await a.close()
         await b.close()
-    return Latency.of(samples)
 
 
 async def run_all(hub_url: str, edge_url: str | None = None, *, count: int = 200) -> dict[str, Any]:
@@ -236,9 +251,11 @@ async def run_all(hub_url: str, edge_url: str | None = None, *, count: int = 200
     large = await handoff_latency(hub_url, edge_url, snapshot_bytes=4 * 1024 * 1024,
                                   count=max(10, count // 10), session="bench-4m")  # fmt: skip
     stream = await stream_latency(hub_url)
+    burst = await stream_latency(hub_url, messages=2000, burst=True)
     return {
         "handoff_64k": small,
         "handoff_4m": large,
         "stream": stream,
         "stream_ratio_p50": stream.ratio_p50,
+        "stream_burst": burst,
     }

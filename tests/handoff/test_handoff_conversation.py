@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from handoffkit import GW, Sides, conversation, start_session, turn
 
+from cloud.sessions import SessionManager
+from edge.handoff import EdgeHandoff, HandoffConfig, edge_loader
+from shared.agent import AgentSession, RuleBackend
 from shared.messages import AgentComplete
 from shared.session.log import read_log
 from shared.session.runner import hub_js
@@ -48,3 +51,32 @@ async def test_edge_cloud_edge_keeps_the_conversation_in_order(sides: Sides) -> 
     types = [event.type for event in log]
     assert [t for t in types if t.startswith("handoff")] == HANDOFF_EVENTS * 2
     assert edge.lease("s1") is not None and edge.lease("s1").epoch == back.epoch  # type: ignore[union-attr]
+
+
+async def test_the_real_engine_with_its_rule_backend_keeps_the_conversation(sides: Sides) -> None:
+    edge_nc = await sides.connect(sides.edge_url)
+    cloud_nc = await sides.connect(sides.cloud_url)
+    edge = EdgeHandoff(edge_nc, GW, edge_loader(RuleBackend()), config=HandoffConfig(dwell_s=0.0))
+    cloud = SessionManager(cloud_nc, "r1", backend=RuleBackend())
+    for service in (edge, cloud):
+        await service.__aenter__()
+        sides.services.append(service)
+    await edge.open(AgentSession("s1", gw=GW, backend=RuleBackend(), side="edge"), "s1")
+
+    answers = [await turn(edge.host, "s1", "hello")]
+    assert (await edge.handoff("s1", "cloud")).ok
+    answers.append(await turn(edge.host, "s1", "what can you do?"))
+    assert (await cloud.request_handoff("s1", "edge")).ok
+    answers.append(await turn(edge.host, "s1", "thanks"))
+
+    agents = [events[-1].agent for events in answers]
+    assert agents == ["edge:rules", "cloud:rules", "edge:rules"]
+    assert all(isinstance(events[-1], AgentComplete) for events in answers)
+    said = conversation(edge.host, "s1")
+    assert [role for role, _ in said] == ["user", "assistant"] * 3
+    assert [text for role, text in said if role == "user"] == [
+        "hello",
+        "what can you do?",
+        "thanks",
+    ]
+    assert [info.owner for info in cloud.sessions()] == [f"edge:{GW}"]
