@@ -32,14 +32,17 @@ from shared.session.host import SessionHost
 from shared.session.intake import Intake
 from shared.session.lease import Lease, LeaseStore, LeaseValue
 from shared.session.owner import Owner, Side
+from shared.session.policy import DeviceSignals, HandoffPolicy
 from shared.session.runner import HostContext, SessionRunner, SessionSettings
 from shared.session.snapshot import SnapRef, SnapshotStore
 
 __all__ = [
     "AgentLoader",
     "ChannelError",
+    "DeviceSignals",
     "EventFeed",
     "HandoffAborted",
+    "HandoffPolicy",
     "HandoffReport",
     "HostContext",
     "Intake",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 from click.testing import CliRunner, Result
-from handoffkit import GW, Sides, start_session
+from handoffkit import GW, WAIT_S, Sides, start_session
 
 from shared.cli.handoff import handoff
+from shared.compat import timeout
 
 
 async def run_cli(*args: str) -> Result:
@@ -29,9 +30,11 @@ async def test_moves_a_session_and_prints_each_step_and_the_new_epoch(hub_sides:
     assert [line.split()[0] for line in lines[1:-1]] == [
         "quiesce", "request", "snapshot", "prepare", "flip", "commit",
     ]  # fmt: skip
-    lease = edge.lease("s1")
-    assert lease is not None and lease.value.owner == "cloud:r1"
-    assert lines[-1].startswith(f"owner cloud:r1, epoch {lease.epoch}, ")
+    async with timeout(WAIT_S):
+        lease = await edge.board.wait(
+            "s1", lambda lease: lease is not None and lease.value.owner == "cloud:r1"
+        )
+    assert lease is not None and lines[-1].startswith(f"owner cloud:r1, epoch {lease.epoch}, ")
 
     back = await run_cli("s1", "--to", "edge", "--nats", hub_sides.edge_url)
     assert back.exit_code == 0, back.output

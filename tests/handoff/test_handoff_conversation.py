@@ -6,11 +6,12 @@ cloud (its bigger model answers), and when it comes back nothing is missing or r
 
 from __future__ import annotations
 
-from handoffkit import GW, Sides, conversation, start_session, turn
+from handoffkit import GW, WAIT_S, Sides, conversation, start_session, turn
 
 from cloud.sessions import SessionManager
 from edge.handoff import EdgeHandoff, HandoffConfig, edge_loader
 from shared.agent import AgentSession, RuleBackend
+from shared.compat import timeout
 from shared.messages import AgentComplete
 from shared.session.log import read_log
 from shared.session.runner import hub_js
@@ -50,7 +51,7 @@ async def test_edge_cloud_edge_keeps_the_conversation_in_order(sides: Sides) -> 
     assert epochs == sorted(epochs)
     types = [event.type for event in log]
     assert [t for t in types if t.startswith("handoff")] == HANDOFF_EVENTS * 2
-    assert edge.lease("s1") is not None and edge.lease("s1").epoch == back.epoch  # type: ignore[union-attr]
+    assert edge.runners["s1"].epoch == back.epoch
 
 
 async def test_the_real_engine_with_its_rule_backend_keeps_the_conversation(sides: Sides) -> None:
@@ -79,4 +80,8 @@ async def test_the_real_engine_with_its_rule_backend_keeps_the_conversation(side
         "what can you do?",
         "thanks",
     ]
+    async with timeout(WAIT_S):  # the cloud's own lease board hears of it too
+        await cloud.host.board.wait(
+            "s1", lambda lease: lease is not None and lease.value.side == "edge"
+        )
     assert [info.owner for info in cloud.sessions()] == [f"edge:{GW}"]

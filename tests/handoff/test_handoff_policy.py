@@ -98,7 +98,8 @@ async def cloud_service(sides: Sides) -> SessionManager:
     return manager
 
 
-async def owner_is(service: EdgeHandoff, owner: str) -> int:
+async def owner_is(service: EdgeHandoff | SessionManager, owner: str) -> int:
+    """Until `service`'s own lease board shows `owner` holding s1: its epoch then."""
     async with timeout(WAIT_S):
         lease = await service.host.board.wait(
             "s1", lambda lease: lease is not None and lease.value.owner == owner
@@ -116,6 +117,7 @@ async def test_the_gateway_moves_its_sessions_with_its_temperature(sides: Sides)
 
     device.update(temp_c=HOT.temp_c)
     in_cloud = await owner_is(edge, "cloud:r1")
+    assert await owner_is(cloud, "cloud:r1") == in_cloud
     assert [info.side for info in cloud.sessions()] == ["cloud"]
     device.update(temp_c=COOL.temp_c)
     back = await owner_is(edge, f"edge:{GW}")
