@@ -85,6 +85,7 @@ async def hand_out(
     clock = StepClock()
     async with _quiet(runner):
         clock.step("quiesce")
+        runner.stream.resync(runner.agent.seq)  # turns run on the engine directly count too
         runner.state = "handing_off"
         try:
             new, ref, mark = await _offer(runner, to, target, reason, announced, clock)

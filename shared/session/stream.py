@@ -70,8 +70,11 @@ class EventStream:
         self._ring_bytes = 0
 
     def emit(self, event: AgentEventBase) -> AgentEventBase:
-        """Send one event; it keeps the agent's numbering when that is ours (the engine
-        numbers from the snapshot's `last_seq`, as we do), else it is re-stamped."""
+        """Send one event; it keeps the agent's numbering (the engine numbers from the
+        snapshot's `last_seq`, as we do). A seq ahead of ours is taken as it is: the
+        agent said things outside this stream (its own audit published them); a seq at
+        or behind ours would repeat one, and is re-stamped."""
+        self.resync(event.seq - 1)
         seq = self.last_seq + 1
         stamped = event
         if (event.seq, event.epoch, event.session) != (seq, self.epoch, self.session):
@@ -88,6 +91,10 @@ class EventStream:
         for listener in self._listeners:
             listener(stamped)
         return stamped
+
+    def resync(self, seq: int) -> None:
+        """The agent has numbered events up to `seq` (some of them not through us)."""
+        self.last_seq = max(self.last_seq, seq)
 
     def attach(self, sink: ChannelSink, after: int) -> None:
         """Add a follower's sink: tell it our head, replay the window after `after`."""
