@@ -34,6 +34,7 @@ from cloud.api.events import EventBus
 from cloud.api.metrics import CloudMetrics
 from cloud.api.server import ApiServer
 from cloud.config import CloudConfig
+from cloud.dashboard import Dashboard
 from cloud.ingest.consumer import IngestConsumer
 from cloud.readmodel.db import ReadModel
 from cloud.readmodel.projector import Projector
@@ -68,6 +69,7 @@ class Orchestrator(Service):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
+        self._dashboard: Dashboard | None = None
         self._planner: PlannerService | None = None
         self._undo_plans: Callable[[], None] = lambda: None
         self._readmodel: ReadModel | None = None
@@ -129,8 +131,11 @@ class Orchestrator(Service):
         async with timeout(READY_TIMEOUT_S):
             await self.projector.twins_loaded.wait()
         self._planner = await self._start_planner(js)
+        app = create_app(self._api_deps())
+        assert self._nc is not None
+        self._dashboard = await Dashboard.attach(app, self._nc)
         self._api = ApiServer(
-            create_app(self._api_deps()),
+            app,
             cfg.http.host,
             cfg.http.port,
             graceful_shutdown_s=cfg.http.graceful_shutdown_s,
@@ -289,6 +294,9 @@ class Orchestrator(Service):
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stop_front(self) -> None:
+        dashboard, self._dashboard = self._dashboard, None
+        if dashboard is not None:
+            await dashboard.aclose()
         planner, self._planner = self._planner, None
         self._undo_plans()
         if planner is not None:

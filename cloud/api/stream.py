@@ -29,6 +29,8 @@ from cloud.errors import BadRequest
 HEARTBEAT_S: Final = 15.0
 EVENT_TYPES: Final = frozenset(
     {"twin", "reading", "report", "status", "ack", "decision", "event", "plan"}
+    # the dashboard's own views (cloud/dashboard)
+    | {"agent", "handoff", "flow", "graph", "picks"}
 )
 
 router = APIRouter()
