@@ -16,16 +16,17 @@ connect through its leaf. Figures are milliseconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import nats
 
 from shared.compat import timeout
-from shared.messages import AgentEventBase, ContentChunk, SessionSnapshot
+from shared.messages import ContentChunk, SessionSnapshot
 from shared.session import rtc
 from shared.session.agent import SessionAgent
 from shared.session.feed import EventFeed
@@ -138,29 +139,67 @@ async def stream_latency(
     hub_url: str, *, messages: int = 500, burst: bool = False, session: str = "bench-stream"
 ) -> StreamFigures:
     """The one-way latency of our stream (owner runner -> follower feed over WebRTC) and
-    of a bare data channel: one event at a time (each sent once the previous arrived),
-    or with `burst` all sent at once."""
+    of a bare data channel, both set up side by side. One event at a time, alternating
+    ours and bare (each sent once the previous arrived: a shared machine's load falls on
+    both alike), or with `burst` each path's events all sent at once."""
+    payload = _sample_bytes(session)
+    async with contextlib.AsyncExitStack() as stack:
+        ours = await _our_path(stack, hub_url, _fresh(session))
+        bare = await _bare_path(stack, payload)
+        async with timeout(WAIT_S * 4):
+            if burst:
+                figures = (await _burst(ours, messages), await _burst(bare, messages))
+            else:
+                figures = await _alternate(ours, bare, messages)
+    return StreamFigures(len(payload), *figures)
+
+
+@dataclass(frozen=True, slots=True)
+class _Path:
+    send: Callable[[], Awaitable[float]]  # sends one event; the loop time it went
+    arrived: asyncio.Queue[float]  # the loop time each one arrived, in order
+
+
+async def _alternate(ours: _Path, bare: _Path, messages: int) -> tuple[Latency, Latency]:
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(messages):
+        for path, kept in zip((ours, bare), samples, strict=True):
+            sent = await path.send()
+            kept.append((await path.arrived.get() - sent) * 1000)
+    return Latency.of(samples[0]), Latency.of(samples[1])
+
+
+async def _burst(path: _Path, messages: int) -> Latency:
+    sent_at = [await path.send() for _ in range(messages)]
+    return Latency.of([(await path.arrived.get() - sent) * 1000 for sent in sent_at])
+
+
+async def _our_path(stack: contextlib.AsyncExitStack, hub_url: str, session: str) -> _Path:
+    loop = asyncio.get_running_loop()
     settings = SessionSettings(ttl_s=5.0, checkpoint_turns=False)
-    session = _fresh(session)
     owner_nc, follower_nc = await nats.connect(hub_url), await nats.connect(hub_url)
-    try:
-        host = SessionHost(owner_nc, Owner("cloud", "bench"), _load, settings=settings)
-        async with host:
-            await _bench_session_cloud(host, session)
-            runner = host.runners[session]
-            feed = EventFeed(follower_nc, hub_js(follower_nc), session, side="cloud",
-                             after=runner.stream.last_seq, redial_s=None)  # fmt: skip
-            async with feed:
-                async with timeout(WAIT_S):
-                    await feed.wait_via("rtc")
-                ours = await _ours(runner, feed, messages, burst)
-            await runner.end()
-        payload = len(_sample_bytes(session))
-        bare = await _bare(messages, _sample_bytes(session), burst)
-    finally:
-        await owner_nc.close()
-        await follower_nc.close()
-    return StreamFigures(payload, ours, bare)
+    stack.push_async_callback(follower_nc.close)
+    stack.push_async_callback(owner_nc.close)
+    host = SessionHost(owner_nc, Owner("cloud", "bench"), _load, settings=settings)
+    await stack.enter_async_context(host)
+    await _bench_session_cloud(host, session)
+    runner = host.runners[session]
+    stack.push_async_callback(runner.end)
+    feed = EventFeed(follower_nc, hub_js(follower_nc), session, side="cloud",
+                     after=runner.stream.last_seq, redial_s=None)  # fmt: skip
+    await stack.enter_async_context(feed)
+    async with timeout(WAIT_S):
+        await feed.wait_via("rtc")
+    arrived: asyncio.Queue[float] = asyncio.Queue()
+    feed.listen(lambda event: arrived.put_nowait(loop.time()))
+
+    async def send() -> float:
+        event = await runner.agent.emit(ContentChunk, text=TEXT)  # what a turn yields
+        sent = loop.time()
+        runner.publish(event)
+        return sent
+
+    return _Path(send, arrived)
 
 
 async def _bench_session_cloud(host: SessionHost, session: str) -> None:
@@ -176,72 +215,37 @@ def _sample_bytes(session: str) -> bytes:
     return encode(ContentChunk(session=session, seq=1, epoch=1, text=TEXT))
 
 
-async def _ours(runner: Any, feed: EventFeed, messages: int, burst: bool) -> Latency:
-    loop = asyncio.get_running_loop()
-    arrived: asyncio.Queue[float] = asyncio.Queue()
-
-    def on_event(event: AgentEventBase) -> None:
-        arrived.put_nowait(loop.time())
-
-    async def send() -> float:
-        event = await runner.agent.emit(ContentChunk, text=TEXT)  # what a turn yields
-        sent = loop.time()
-        runner.publish(event)
-        return sent
-
-    undo = feed.listen(on_event)
-    try:
-        return await _measure(send, arrived, messages, burst)
-    finally:
-        undo()
-
-
-async def _measure(send: Any, arrived: asyncio.Queue[float], messages: int, burst: bool) -> Latency:
-    sent_at: list[float] = []
-    samples: list[float] = []
-    async with timeout(WAIT_S):
-        for _ in range(messages):
-            sent_at.append(await send())
-            if not burst:
-                samples.append((await arrived.get() - sent_at[-1]) * 1000)
-        for sent in sent_at[len(samples) :]:  # burst: they arrive in order
-            samples.append((await arrived.get() - sent) * 1000)
-    return Latency.of(samples)
-
-
-async def _bare(messages: int, payload: bytes, burst: bool) -> Latency:
-    """The same sends on a data channel between two peer connections, nothing else."""
+async def _bare_path(stack: contextlib.AsyncExitStack, payload: bytes) -> _Path:
+    """The same bytes on a data channel between two peer connections, nothing else."""
     from aiortc import RTCPeerConnection
 
     loop = asyncio.get_running_loop()
     arrived: asyncio.Queue[float] = asyncio.Queue()
     a = RTCPeerConnection(rtc.rtc_configuration())
+    stack.push_async_callback(a.close)
     b = RTCPeerConnection(rtc.rtc_configuration())
-    try:
-        channel = a.createDataChannel("bare")
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
+    stack.push_async_callback(b.close)
+    channel = a.createDataChannel("bare")
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
 
-        @b.on("datachannel")
-        def _on_channel(remote: Any) -> None:
-            remote.on("message", lambda data: arrived.put_nowait(loop.time()))
+    @b.on("datachannel")
+    def _on_channel(remote: Any) -> None:
+        remote.on("message", lambda data: arrived.put_nowait(loop.time()))
 
-        await a.setLocalDescription(await a.createOffer())
-        await b.setRemoteDescription(a.localDescription)
-        await b.setLocalDescription(await b.createAnswer())
-        await a.setRemoteDescription(b.localDescription)
-        async with timeout(WAIT_S):
-            await opened.wait()
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    async with timeout(WAIT_S):
+        await opened.wait()
 
-        async def send() -> float:
-            sent = loop.time()
-            channel.send(payload)
-            return sent
+    async def send() -> float:
+        sent = loop.time()
+        channel.send(payload)
+        return sent
 
-        return await _measure(send, arrived, messages, burst)
-    finally:
-        await a.close()
-        await b.close()
+    return _Path(send, arrived)
 
 
 async def run_all(hub_url: str, edge_url: str | None = None, *, count: int = 200) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class EventFeed:
         self._changed = asyncio.Event()
         self._pieces: list[bytes] = []
         self._ack: asyncio.TimerHandle | None = None
+        self._synced = False  # `_in_sync()` as of the last change that could move it
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -105,7 +106,7 @@ class EventFeed:
     @property
     def via(self) -> str:
         """`rtc` while the channel carries the stream, else `nats`."""
-        return "rtc" if self._in_sync() else "nats"
+        return "rtc" if self._synced else "nats"
 
     async def __aenter__(self) -> EventFeed:
         self._task = asyncio.create_task(self._main(), name=f"feed:{self.session}")
@@ -125,8 +126,13 @@ class EventFeed:
         return await self.__aiter__()._queue.get()  # type: ignore[union-attr]
 
     def listen(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        # Copy on write: `_deliver` iterates the list without copying it per event.
+        self._listeners = [*self._listeners, listener]
+
+        def undo() -> None:
+            self._listeners = [item for item in self._listeners if item is not listener]
+
+        return undo
 
     async def wait_via(self, via: str) -> None:
         while self.via != via:
@@ -146,18 +152,27 @@ class EventFeed:
     # -- delivery ------------------------------------------------------------------
 
     def _deliver(self, events: list[AgentEventBase], source: str) -> None:
-        synced = self._in_sync()
+        synced = self._synced
         ready = self.gate.offer(events)
         if source == "rtc":
             self.stats.rtc_events += len(ready)
         else:
             self.stats.nats_events += len(ready)
+        queue, listeners = self._queue, self._listeners
         for event in ready:
-            if self._queue is not None:
-                self._queue.put_nowait(event)
-            for listener in list(self._listeners):
+            if queue is not None:
+                queue.put_nowait(event)
+            for listener in listeners:
                 listener(event)
-        if self._in_sync() != synced:
+        # In sync stays in sync while no gap opens (`last` only grows): the live path
+        # skips the full check.
+        if not synced or self.gate.gap:
+            self._resync()
+
+    def _resync(self) -> None:
+        synced = self._in_sync()
+        if synced != self._synced:
+            self._synced = synced
             self._signal()
 
     def _in_sync(self) -> bool:
@@ -179,7 +194,7 @@ class EventFeed:
         sub = None
         try:
             while True:
-                need = not self._in_sync()
+                need = not self._synced
                 if need and sub is None:
                     sub = await self._subscribe()
                 elif not need and sub is not None:
@@ -244,7 +259,7 @@ class EventFeed:
         dead_s = self._heartbeat_s * DEAD_AFTER
         self._peer = peer
         self._heard_at = loop.time()
-        self._signal()
+        self._resync()
         try:
             while not peer.closed.is_set():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -258,11 +273,12 @@ class EventFeed:
             if self._ack is not None:
                 self._ack.cancel()
                 self._ack = None
-            self._signal()
+            self._resync()
             await peer.aclose()
 
     def _on_frame(self, data: bytes | str) -> None:
-        self._heard_at = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._heard_at = loop.time()
         try:
             frame = unpack(data)
             events = frame.events or self._piece(frame)
@@ -272,12 +288,11 @@ class EventFeed:
             return
         if frame.head is not None:
             self._head = frame.head
-            self._signal()
+            self._resync()
         self._deliver(events, "rtc")
         if frame.mark is not None and frame.mark.seq <= self.gate.last:
             self._pos = max(self._pos, frame.mark.log_pos)
         if self._ack is None:
-            loop = asyncio.get_running_loop()
             self._ack = loop.call_later(ACK_DELAY_S, self._send_ack)
 
     def _piece(self, frame: Frame) -> list[AgentEventBase]:

@@ -34,7 +34,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.codec import MAX_MESSAGE_BYTES, encode_json
 from shared.errors import InvalidMessage, MalformedPayload, PayloadTooLarge, UnsupportedSchema
-from shared.messages import SUPPORTED_VERSIONS, AgentEvent, AgentEventBase
+from shared.messages import AGENT_EVENT_TYPES, SUPPORTED_VERSIONS, AgentEvent, AgentEventBase
 
 # Coalesce events into channel messages up to this size (aiortc's sweet spot).
 FRAME_BYTES: Final = 16 * 1024
@@ -45,8 +45,11 @@ PIECE_BYTES: Final = 60 * 1024
 MAX_FRAME_BYTES: Final = 1024 * 1024
 
 _EVENT: TypeAdapter[AgentEventBase] = TypeAdapter(AgentEvent)
+# The model of each `type`, validated directly: the tagged union's dispatch costs ~10%.
+_BY_TYPE: Final = {cls.model_fields["type"].default: cls for cls in AGENT_EVENT_TYPES}
 _E_KEY: Final = b"\xa1e"  # msgpack fixstr "e"
 _W_KEY: Final = b"\xa1w"
+_ONE: Final = b"\x81" + _E_KEY + b"\x91"  # {"e": [<one event>]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,11 @@ class Frame:
     ack: int | None = None
     head: int | None = None
     piece: tuple[int, int, bytes] | None = None
+
+
+def pack_one(event: bytes) -> bytes:
+    """The live path's most common frame: one event, no mark."""
+    return _ONE + event
 
 
 def pack(events: Sequence[bytes], mark: Mark | None = None) -> bytes:
@@ -139,7 +147,8 @@ def event_of(raw: Any) -> AgentEventBase:
     if raw.get("kind") != "agent_event":
         raise InvalidMessage(f"kind {raw.get('kind')!r} is not an agent event", field="kind")
     try:
-        return _EVENT.validate_python(raw)
+        model = _BY_TYPE.get(raw.get("type"))
+        return model.model_validate(raw) if model else _EVENT.validate_python(raw)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"][1:]) or "type"

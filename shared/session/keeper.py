@@ -37,6 +37,7 @@ class LeaseKeeper:
 
     def __init__(self, store: LeaseStore, lease: Lease, *, sent_at: float) -> None:
         self._store = store
+        self._loop = asyncio.get_running_loop()
         self._lease = lease
         self._valid_until = sent_at + lease.ttl_s * (1 - SAFETY)
         self._lock = asyncio.Lock()
@@ -54,8 +55,7 @@ class LeaseKeeper:
 
     def valid(self) -> bool:
         """May the holder act now? False once lost, handed over, or past its time."""
-        loop = asyncio.get_running_loop()
-        return not self.lost.is_set() and loop.time() < self._valid_until
+        return not self.lost.is_set() and self._loop.time() < self._valid_until
 
     async def __aenter__(self) -> LeaseKeeper:
         name = f"lease:{self._lease.session}"

@@ -35,6 +35,7 @@ from shared.session.frames import (
     pack,
     pack_beat,
     pack_json,
+    pack_one,
     pack_pieces,
     unpack,
 )
@@ -207,12 +208,16 @@ class ChannelSink:
         elif len(batch) == 1 and len(batch[0][0]) > PIECE_BYTES:
             for piece in pack_pieces(batch[0][0]):
                 self.peer.send(piece)
+            if mark is not None:
+                self.peer.send(pack_beat(mark))
+        elif len(batch) == 1 and mark is None:
+            self.peer.send(pack_one(batch[0][0]))  # the live path's usual frame
         else:
             self.peer.send(pack([data for data, _ in batch], mark))
 
     def _mark(self) -> Mark | None:
         mark = self._log.mark
-        if mark == self._sent_mark:
+        if mark is self._sent_mark:  # the log replaces its mark on every append
             return None
         self._sent_mark = mark
         return mark
