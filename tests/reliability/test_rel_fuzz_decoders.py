@@ -115,6 +115,8 @@ def test_codec_peek_refuses_with_a_typed_reason_and_agrees_with_decode(figures: 
             envelope = None
         else:
             outcomes["accepted"] += 1
+        if expect is Command:
+            return  # not a forwarded kind: peek refuses it whatever the bytes (typed, above)
         try:
             msg = codec.decode(data, expect)
         except DecodeError:
