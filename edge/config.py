@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from edge.handoff.config import HandoffConfig
 from edge.uplink.config import DownlinkConfig, UplinkConfig
 from shared.agent.config import AgentConfig
 from shared.config import BatonSettings, Section, load_config
@@ -140,6 +141,7 @@ class EdgeConfig(BatonSettings):
     downlink: DownlinkConfig = DownlinkConfig()
     http: HttpConfig = HttpConfig()
     agent: AgentConfig = AgentConfig()
+    handoff: HandoffConfig = HandoffConfig()
 
 
 def load_edge_config(path: Path | str | None = None) -> EdgeConfig:

@@ -6,7 +6,9 @@ Checks, in order (each refusal is a `GuardRefused` with its counter label):
   issued it (DESIGN, "Edge handoff"). The guard keeps the highest epoch seen per session
   and refuses a lower one, so a paused zombie owner cannot act after a handoff. A higher
   epoch is recorded even if a later check refuses the command: it proves a newer owner.
-  Commands without a session (the fleet planner's) are not fenced.
+  Commands without a session (the fleet planner's) are not fenced. `observe()` raises
+  the fence without a command: the handoff service reports each new lease epoch, so a
+  late local command is refused as soon as another owner holds the session.
 - **allow-list** (`not_allowed`): the fleet's action vocabulary (`shared.actions`: what
   the planner and the twin send, `gw.*` included), the actions the rules and models use,
   plus `[actuate] allow`.
@@ -88,6 +90,14 @@ class ActuationGuard:
             )
         self._epochs[session] = cmd.epoch
         return cmd.epoch > highest
+
+    def observe(self, session: str, epoch: int) -> bool:
+        """Record a lease epoch seen outside any command; whether it raised the fence
+        (persist it then, as `Actuator.admit` does, so a restart still refuses a zombie)."""
+        if epoch <= self._epochs.get(session, 0):
+            return False
+        self._epochs[session] = epoch
+        return True
 
     def epoch(self, session: str) -> int:
         return self._epochs.get(session, 0)
