@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from conftest import Figures
 
 DEVICES = [f"t{i}" for i in range(10)]
-UPDATES_PER_S = 20.0  # pacing of the cloud's desired-state changes (one gateway)
+UPDATES_PER_S = 10.0  # the cloud's desired-state changes for one gateway (below its downlink rate)
 # A device takes a moment to act and answer: versions overlap in flight, so a stale one
 # can arrive while a newer one waits for its acks.
 ACK_DELAY_S = (0.0, 0.08)
