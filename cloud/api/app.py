@@ -5,7 +5,10 @@ GET  /api/devices/{gw}/{dev}          one twin: desired, reported, recent readin
 PUT  /api/devices/{gw}/{dev}/desired  replace desired state → new version (If-Match optional)
 GET  /api/plans · /api/plans/{id}     plans and their steps
 POST /api/plans                       plan now
-GET  /api/sessions                    sessions handed to the cloud
+GET  /api/sessions · /api/sessions/{id}   sessions: owner, side, epoch
+POST /api/sessions/{id}/handoff       move a session to the cloud or the edge
+POST /api/sessions/{id}/rtc           WebRTC offer for a session's live stream → answer
+GET  /api/sessions/{id}/events        a session's events (server-sent events)
 GET  /api/events                      server-sent events
 GET  /healthz · /metrics · /openapi.json · /docs
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from cloud.api import errors, plans, routes, stream
+from cloud.api import errors, plans, routes, sessions, stream
 from cloud.api.deps import ApiDeps
 
 API_VERSION = "1"
@@ -31,5 +34,6 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.add_middleware(errors.BodyLimit, max_bytes=deps.max_body_bytes)
     app.include_router(routes.router)
     app.include_router(plans.router)
+    app.include_router(sessions.router)
     app.include_router(stream.router)
     return app

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -12,8 +12,12 @@ from cloud.api.events import EventBus
 from cloud.api.metrics import CloudMetrics
 from cloud.readmodel.db import ReadModel
 from cloud.twins.record import TwinRecord
-from shared.messages import Plan
+from shared.messages import AgentEventBase, Plan
 from shared.messages.base import Scalar
+
+if TYPE_CHECKING:
+    from cloud.sessions import SessionInfo
+    from shared.session import HandoffReport, Side
 
 
 class PlanSource(Protocol):
@@ -26,6 +30,22 @@ class PlanSource(Protocol):
     def history(self, plan_id: str) -> Sequence[BaseModel]: ...
 
     async def request_plan(self, trigger: str, reason: str) -> Plan | None: ...
+
+
+class SessionSource(Protocol):
+    """Session handoff as the API sees it (`cloud.sessions.SessionManager` satisfies it)."""
+
+    def sessions(self) -> list[SessionInfo]: ...
+
+    def session(self, session: str) -> SessionInfo | None: ...
+
+    async def request_handoff(
+        self, session: str, to: Side, *, reason: str = "api"
+    ) -> HandoffReport: ...
+
+    async def rtc_answer(self, session: str, sdp: str, *, after: int = 0) -> str: ...
+
+    def events(self, session: str, *, after: int = 0) -> AsyncIterator[AgentEventBase]: ...
 
 
 class DesiredWriter(Protocol):
@@ -44,4 +64,5 @@ class ApiDeps:
     # Health facts (nats connected, twins loaded...); unhealthy when any value is False.
     health: Callable[[], dict[str, Any]]
     planner: PlanSource | None = None
+    sessions: SessionSource | None = None  # None: this replica takes part in no handoff
     max_body_bytes: int = 64 * 1024

@@ -1,4 +1,4 @@
-"""Fleet, device and desired-state routes, plus sessions."""
+"""Fleet, device and desired-state routes (sessions: `cloud.api.sessions`)."""
 
 from __future__ import annotations
 
@@ -98,9 +98,3 @@ def _version(if_match: str | None) -> int | None:
     if not value.isdigit():
         raise BadRequest(f"If-Match must be a desired version number, not {if_match!r}")
     return int(value)
-
-
-@router.get("/sessions", summary="agent sessions handed to the cloud")
-async def sessions(deps: Deps) -> list[dict[str, Any]]:
-    # Session handoff lands with its own issue; until then the cloud owns no session.
-    return []
