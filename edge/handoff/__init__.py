@@ -9,11 +9,40 @@
 The protocol itself (lease, snapshot, stream, faults) is `shared.session`.
 """
 
-from edge.handoff.chat import ChatHandoff, chat_handoff
-from edge.handoff.config import HandoffConfig
-from edge.handoff.device import DeviceState, MemoryDeviceState, SysfsDeviceState
-from edge.handoff.loader import edge_loader
-from edge.handoff.service import EdgeHandoff
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge.handoff.chat import ChatHandoff, chat_handoff
+    from edge.handoff.config import HandoffConfig
+    from edge.handoff.device import DeviceState, MemoryDeviceState, SysfsDeviceState
+    from edge.handoff.loader import edge_loader
+    from edge.handoff.service import EdgeHandoff
+
+# Loaded on first use (PEP 562): `edge.config` reads `HandoffConfig` at every daemon
+# start, and the protocol (aiortc, the agent engine) must not cost start-up time.
+_EXPORTS = {
+    "ChatHandoff": "edge.handoff.chat",
+    "DeviceState": "edge.handoff.device",
+    "EdgeHandoff": "edge.handoff.service",
+    "HandoffConfig": "edge.handoff.config",
+    "MemoryDeviceState": "edge.handoff.device",
+    "SysfsDeviceState": "edge.handoff.device",
+    "chat_handoff": "edge.handoff.chat",
+    "edge_loader": "edge.handoff.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edge.handoff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ChatHandoff",
