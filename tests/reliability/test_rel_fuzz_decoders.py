@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.js.errors import ObjectNotFoundError
@@ -209,3 +210,26 @@ def test_downlink_dispatch_refuses_with_a_typed_reason(figures: Figures) -> None
     finally:
         loop.close()
     _tally(figures, outcomes)
+
+
+# Found by atheris (test_rel_fuzz_atheris.py, full form): 400 nested one-element msgpack
+# arrays around a bin holding the bytes d6 ff (a msgpack timestamp header). msgpack
+# unpacks it; the codec's timestamp scan then recurses once per level.
+DEEP = b"\x91" * 400 + b"\xc4\x02\xd6\xff"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="shared/codec.py `_contains_timestamp` recurses per nesting level, outside the "
+    "try that turns parse errors into MalformedPayload: a 404-byte payload of 400 nested "
+    "arrays with bytes d6 ff inside raises RecursionError from decode() and peek()",
+)
+@pytest.mark.parametrize("read", ["decode", "peek"])
+def test_a_deeply_nested_payload_is_a_typed_refusal(read: str, figures: Figures) -> None:
+    figures.record(payload_bytes=len(DEEP), nesting=400)
+    with pytest.raises(DecodeError) as refused:
+        if read == "decode":
+            codec.decode(DEEP)
+        else:
+            codec.peek(DEEP, Reading)
+    assert refused.value.reason == "malformed"

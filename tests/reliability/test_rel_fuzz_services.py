@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import nats
+import pytest
 from hypothesis import HealthCheck, given, settings
 from nats.js import JetStreamContext
 from relkit_figures import Figures, timeout_for
@@ -263,8 +264,14 @@ def _samples(orch: Orchestrator, name: str, label: str) -> Counter[str]:
     return found
 
 
-async def _drained(js: JetStreamContext, durable: str) -> None:
+async def _drained(
+    js: JetStreamContext, durable: str, *, unless: Callable[[], bool] = lambda: False
+) -> None:
+    """Until the shared ingest consumer has nothing pending or unacked (or `unless()`)."""
+
     async def done() -> bool:
+        if unless():
+            return True
         info = await js.consumer_info(subjects.FLEET_STREAM, durable)
         return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
@@ -313,7 +320,7 @@ async def test_cloud_ingest_accounts_for_every_fleet_message_and_never_fails(
                 bridge.run(publish(subject, data, hlc, sender))
 
         await asyncio.to_thread(one)
-        await _drained(js, config.ingest.durable)
+        await _drained(js, config.ingest.durable, unless=lambda: orch.failed is not None)
         rejected = _samples(orch, "baton_cloud_ingest_rejected_total", "reason")
         ingested = _samples(orch, "baton_cloud_ingest_messages_total", "outcome")
         loop_errors = sum(_samples(orch, "baton_cloud_loop_errors_total", "loop").values())
@@ -332,3 +339,114 @@ async def test_cloud_ingest_accounts_for_every_fleet_message_and_never_fails(
     finally:
         await nc.close()
         await orch.aclose()
+
+
+# Found by atheris: see test_rel_fuzz_decoders.DEEP. 404 bytes from any gateway (or any
+# device, through its gateway's forwarder) on FLEET.
+DEEP = b"\x91" * 400 + b"\xc4\x02\xd6\xff"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="codec.decode raises RecursionError on a deeply nested payload (see "
+    "test_rel_fuzz_decoders); cloud ingest does not catch it: the replica fails "
+    "(TaskGroup error) with the message unacked, so it is redelivered to the next replica",
+)
+async def test_a_deeply_nested_fleet_message_is_rejected_and_the_replica_goes_on(
+    hub: NatsServer, tmp_path: Path, figures: Figures
+) -> None:
+    config = CloudConfig.model_validate(
+        {
+            "nats_url": hub.client_url,
+            "replica": "a",
+            "state_dir": tmp_path / "cloud",
+            "http": {"port": 0},
+            "ingest": {"workers": 1},
+            "planner": {"enabled": False},
+        }
+    )
+    orch = Orchestrator(config)
+    await orch.start()
+    nc = await nats.connect(hub.client_url)
+    try:
+        js = nc.jetstream()
+        await js.publish(subjects.fleet(GW, "r", "pump1"), DEEP, headers={"Nats-Msg-Id": "deep"})
+        good = Reading(device="pump1", seq=1, ts_ms=now_ms(), metrics={"temp_c": 20.0})
+        await js.publish(
+            subjects.fleet(GW, "r", "pump1"), codec.encode(good), headers={"Nats-Msg-Id": "good"}
+        )
+        await _drained(js, config.ingest.durable, unless=lambda: orch.failed is not None)
+        rejected = _samples(orch, "baton_cloud_ingest_rejected_total", "reason")
+        figures.record(replica_failed=orch.failed is not None, rejected=sum(rejected.values()))
+        assert orch.failed is None and rejected == {"malformed": 1}
+    finally:
+        await nc.close()
+        await orch.aclose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="codec.decode raises RecursionError on a deeply nested payload; the edge "
+    "pipeline catches only DecodeError, so Pipeline.handle ('never raises') raises",
+)
+async def test_a_deeply_nested_reading_is_quarantined_at_the_edge(
+    tmp_path: Path, figures: Figures
+) -> None:
+    config = EdgeConfig.model_validate(
+        {
+            "state_dir": tmp_path / "edge",
+            "http": {"enabled": False},
+            "uplink": {"enabled": False},
+            "downlink": {"enabled": False},
+        }
+    )
+    source = MemorySource()
+    async with EdgeDaemon(config, source=source, sink=MemorySink(), uplink=MemoryUplink()) as d:
+        try:
+            await source.inject("baton.d.pump1.r", DEEP)
+        finally:
+            figures.record(quarantined=d.stats().quarantined_total)
+        assert d.stats().quarantined == {"malformed": 1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="codec.peek raises RecursionError on a deeply nested payload; the uplink "
+    "forwarder (edge/uplink/forwarder.py `_route`) catches only DecodeError, so one such "
+    "reading from any device stops forwarding, and being left in the UPLINK work queue "
+    "it is fetched again on every retry: the gateway's uplink stays wedged",
+)
+async def test_a_deeply_nested_reading_does_not_stop_the_uplink(
+    topology: LocalTopology, tmp_path: Path, figures: Figures
+) -> None:
+    hub = await nats.connect(topology.hub.client_url)
+    leaf = await nats.connect(topology.leaf.client_url)
+    config = EdgeConfig.model_validate(
+        {
+            "state_dir": tmp_path / "edge",
+            "nats_url": topology.leaf.client_url,
+            "http": {"port": 0},
+            "uplink": {"enabled": True},
+            "downlink": {"enabled": False},
+        }
+    )
+    try:
+        hjs = hub.jetstream()
+        await streams.ensure_hub(hjs)
+        async with EdgeDaemon(config) as daemon:
+            await leaf.publish("baton.d.pump1.r", DEEP)
+            good = Reading(device="pump1", seq=1, ts_ms=now_ms(), metrics={"temp_c": 20.0})
+            await leaf.publish("baton.d.pump1.r", codec.encode(good))
+
+            async def settled() -> bool:
+                fleet = await hjs.stream_info(subjects.FLEET_STREAM)
+                uplink = daemon.stats().uplink
+                return fleet.state.messages > 0 or (uplink is not None and uplink.errors >= 3)
+
+            await poll_until(settled, timeout_s=WAIT_S)
+            uplink = daemon.stats().uplink
+            figures.record(forwarded=uplink.forwarded, uplink_errors=uplink.errors)
+            assert uplink.forwarded >= 1, uplink
+    finally:
+        await leaf.close()
+        await hub.close()
