@@ -71,6 +71,13 @@ def decode(
     data: bytes, expect: type[M] | None = None, *, max_bytes: int = MAX_MESSAGE_BYTES
 ) -> Message:
     """Decode and validate one message. Raises a `DecodeError` subclass on any failure."""
+    try:
+        return _decode(data, expect, max_bytes)
+    except RecursionError as exc:
+        raise MalformedPayload(f"nested too deep to decode: {exc}") from exc
+
+
+def _decode(data: bytes, expect: type[M] | None, max_bytes: int) -> Message:
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{len(data)} bytes > limit {max_bytes}")
     raw = _parse(data)
@@ -102,6 +109,13 @@ def peek(data: bytes, expect: type[Message], *, max_bytes: int = MAX_MESSAGE_BYT
     """Parse and check the envelope only: size, format, version, kind, device id and the
     de-duplication key. For hops that forward bytes unchanged (the gateway's forwarder)
     and leave full validation to the endpoints, at a fraction of `decode`'s cost."""
+    try:
+        return _peek(data, expect, max_bytes)
+    except RecursionError as exc:
+        raise MalformedPayload(f"nested too deep to decode: {exc}") from exc
+
+
+def _peek(data: bytes, expect: type[Message], max_bytes: int) -> Envelope:
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"{len(data)} bytes > limit {max_bytes}")
     raw = _parse(data)
@@ -170,13 +184,24 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise MalformedPayload(f"msgpack extension type {code} is not part of the contract")
 
 
+# Deeper than any message of the contract (a snapshot is ~5 levels); a payload nesting
+# further is refused rather than walked.
+MAX_DEPTH = 64
+
+
 def _contains_timestamp(value: Any) -> bool:
-    if isinstance(value, msgpack.Timestamp):
-        return True
-    if isinstance(value, dict):
-        return any(_contains_timestamp(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_contains_timestamp(item) for item in value)
+    """Iterative (a hostile payload must not exhaust the interpreter's stack)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, msgpack.Timestamp):
+            return True
+        if depth > MAX_DEPTH:
+            raise MalformedPayload(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
     return False
 
 

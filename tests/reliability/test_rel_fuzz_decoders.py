@@ -218,12 +218,6 @@ def test_downlink_dispatch_refuses_with_a_typed_reason(figures: Figures) -> None
 DEEP = b"\x91" * 400 + b"\xc4\x02\xd6\xff"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/codec.py `_contains_timestamp` recurses per nesting level, outside the "
-    "try that turns parse errors into MalformedPayload: a 404-byte payload of 400 nested "
-    "arrays with bytes d6 ff inside raises RecursionError from decode() and peek()",
-)
 @pytest.mark.parametrize("read", ["decode", "peek"])
 def test_a_deeply_nested_payload_is_a_typed_refusal(read: str, figures: Figures) -> None:
     figures.record(payload_bytes=len(DEEP), nesting=400)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import nats
-import pytest
 from hypothesis import HealthCheck, given, settings
 from nats.js import JetStreamContext
 from relkit_figures import Figures, timeout_for
@@ -346,12 +345,6 @@ async def test_cloud_ingest_accounts_for_every_fleet_message_and_never_fails(
 DEEP = b"\x91" * 400 + b"\xc4\x02\xd6\xff"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.decode raises RecursionError on a deeply nested payload (see "
-    "test_rel_fuzz_decoders); cloud ingest does not catch it: the replica fails "
-    "(TaskGroup error) with the message unacked, so it is redelivered to the next replica",
-)
 async def test_a_deeply_nested_fleet_message_is_rejected_and_the_replica_goes_on(
     hub: NatsServer, tmp_path: Path, figures: Figures
 ) -> None:
@@ -384,11 +377,6 @@ async def test_a_deeply_nested_fleet_message_is_rejected_and_the_replica_goes_on
         await orch.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.decode raises RecursionError on a deeply nested payload; the edge "
-    "pipeline catches only DecodeError, so Pipeline.handle ('never raises') raises",
-)
 async def test_a_deeply_nested_reading_is_quarantined_at_the_edge(
     tmp_path: Path, figures: Figures
 ) -> None:
@@ -409,13 +397,6 @@ async def test_a_deeply_nested_reading_is_quarantined_at_the_edge(
         assert d.stats().quarantined == {"malformed": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec.peek raises RecursionError on a deeply nested payload; the uplink "
-    "forwarder (edge/uplink/forwarder.py `_route`) catches only DecodeError, so one such "
-    "reading from any device stops forwarding, and being left in the UPLINK work queue "
-    "it is fetched again on every retry: the gateway's uplink stays wedged",
-)
 async def test_a_deeply_nested_reading_does_not_stop_the_uplink(
     topology: LocalTopology, tmp_path: Path, figures: Figures
 ) -> None:
