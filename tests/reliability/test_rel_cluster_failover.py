@@ -33,7 +33,7 @@ from relkit_cluster import (
     stream_leader,
     wait_replicas_current,
 )
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 
 from shared.compat import timeout
 
@@ -66,7 +66,6 @@ async def _publish_through(publisher: Publisher, fault_after: int) -> asyncio.Ta
     return task
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_killing_a_hub_node_mid_publish_loses_no_acknowledged_message(
     cluster: HubCluster, figures: Figures
 ) -> None:
@@ -112,7 +111,6 @@ async def test_killing_a_hub_node_mid_publish_loses_no_acknowledged_message(
 # nats-py leaks the socket of a reconnect attempt that times out waiting for a frozen
 # server's INFO (client.py `_attempt_reconnect` drops the transport without closing it).
 @pytest.mark.filterwarnings("ignore:unclosed <StreamWriter:ResourceWarning")
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_a_cut_off_leader_loses_no_acknowledged_message_and_follows_on_return(
     cluster: HubCluster, figures: Figures
 ) -> None:
@@ -156,7 +154,6 @@ async def test_a_cut_off_leader_loses_no_acknowledged_message_and_follows_on_ret
         await nc.close()
 
 
-@timeout_for(bounded_s=120, full_s=900)
 async def test_with_two_of_three_nodes_down_no_publish_is_acknowledged(
     cluster: HubCluster, figures: Figures
 ) -> None:

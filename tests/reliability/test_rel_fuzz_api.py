@@ -21,7 +21,7 @@ import nats
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 
 from cloud.config import CloudConfig
 from cloud.orchestrator import Orchestrator
@@ -114,7 +114,6 @@ def _fuzz(url: str, examples: int, outcomes: Counter[str]) -> None:
     outcomes["operations"] = len(operations)
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_api_answers_every_generated_request_without_a_server_error(
     replica: Orchestrator, figures: Figures
 ) -> None:

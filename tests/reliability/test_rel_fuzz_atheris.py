@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import JsonValue
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 
 from shared import codec
 from shared.messages import (
@@ -78,7 +78,6 @@ def _corpus(folder: Path) -> int:
     return count
 
 
-@timeout_for(bounded_s=120, full_s=900)
 def test_atheris_finds_no_crash_in_the_decoders(tmp_path: Path, figures: Figures) -> None:
     seconds = figures.scale(ci=3, full=300, name="seconds")
     seeds = _corpus(tmp_path / "corpus")

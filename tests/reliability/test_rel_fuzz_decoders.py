@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nats.js.errors import ObjectNotFoundError
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 from relkit_fuzz import (
     CODEC_REASONS,
     FACT_REASONS,
@@ -85,7 +85,6 @@ def _decode_kind(cls: type[Message], examples: int, outcomes: Counter[str]) -> N
     decode_both_ways()
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 def test_codec_decode_refuses_bad_bytes_of_every_kind_with_a_typed_reason(
     figures: Figures,
 ) -> None:
@@ -97,7 +96,6 @@ def test_codec_decode_refuses_bad_bytes_of_every_kind_with_a_typed_reason(
     _tally(figures, outcomes)
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 def test_codec_peek_refuses_with_a_typed_reason_and_agrees_with_decode(figures: Figures) -> None:
     examples = figures.scale(ci=100, full=10_000, name="examples")
     outcomes: Counter[str] = Counter()
@@ -134,7 +132,6 @@ def test_codec_peek_refuses_with_a_typed_reason_and_agrees_with_decode(figures: 
 hlc_headers = st.none() | st.text(max_size=24) | st.integers(-(2**70), 2**70).map(str)
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 def test_cloud_fact_parsing_refuses_with_a_typed_reason(figures: Figures) -> None:
     examples = figures.scale(ci=150, full=10_000, name="examples")
     outcomes: Counter[str] = Counter()
@@ -185,7 +182,6 @@ async def _fetch(update: ModelUpdate) -> bytes:
     return MODEL_BYTES
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 def test_downlink_dispatch_refuses_with_a_typed_reason(figures: Figures) -> None:
     examples = figures.scale(ci=150, full=10_000, name="examples")
     outcomes: Counter[str] = Counter()

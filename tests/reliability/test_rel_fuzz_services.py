@@ -24,7 +24,7 @@ from pathlib import Path
 import nats
 from hypothesis import HealthCheck, given, settings
 from nats.js import JetStreamContext
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 from relkit_fuzz import (
     EDGE_REASONS,
     FACT_REASONS,
@@ -76,7 +76,6 @@ def _moved(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
     return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_edge_ingest_counts_every_bad_reading_by_reason_and_goes_on(
     tmp_path: Path, figures: Figures
 ) -> None:
@@ -196,7 +195,6 @@ class Outcomes:
             self._tick()
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_downlink_applies_or_refuses_and_counts_every_message(
     topology: LocalTopology, figures: Figures
 ) -> None:
@@ -277,7 +275,6 @@ async def _drained(
     await poll_until(done, timeout_s=WAIT_S)
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_cloud_ingest_accounts_for_every_fleet_message_and_never_fails(
     hub: NatsServer, tmp_path: Path, figures: Figures
 ) -> None:

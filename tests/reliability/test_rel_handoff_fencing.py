@@ -28,7 +28,7 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.client import Client
-from relkit_figures import Figures, timeout_for
+from relkit_figures import Figures
 from relkit_handoff import PausableLoop
 
 from edge.actuate import ActuationGuard, GuardPolicy
@@ -143,7 +143,6 @@ async def _answer(events: AsyncIterator[AgentEventBase]) -> list[AgentEventBase]
         return [event async for event in events]
 
 
-@timeout_for(bounded_s=120, full_s=1800)
 async def test_a_paused_owner_past_its_lease_never_acts_again_and_never_beside_another(
     parties: Parties, figures: Figures
 ) -> None:

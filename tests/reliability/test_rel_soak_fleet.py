@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relkit_figures import Figures, full_requested
+from relkit_figures import Figures
 from relkit_soak import ProcSample, SoakStack, child_pid
 
 from shared.demo.probe import get_json
@@ -50,13 +50,16 @@ FD_SLACK = 8  # sockets come and go with reconnects; a leak grows without bound
 
 pytestmark = [
     pytest.mark.slow,
+    # Its own bound: the soak's length plus start, drain and stop (the conftest's full
+    # form bound is one hour, the soak's default length).
     pytest.mark.timeout(int(SOAK_S + 3 * DRAIN_S + 600)),
-    pytest.mark.skipif(not full_requested(), reason="the soak runs in the full form only"),
 ]
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[SoakStack]:
+async def stack(tmp_path: Path, reliability_full: bool) -> AsyncIterator[SoakStack]:
+    if not reliability_full:
+        pytest.skip("the soak runs in the full form only (--reliability-full)")
     work = Workdir(tmp_path / "soak")
     work.prepare()
     with (tmp_path / "progress.log").open("w") as out:
