@@ -32,6 +32,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     app.state.deps = deps
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=deps.max_body_bytes)
+    app.add_middleware(errors.RefusalCounter, counter=deps.metrics.api_refused)
     app.include_router(routes.router)
     app.include_router(plans.router)
     app.include_router(sessions.router)

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.errors import (
@@ -76,6 +77,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", reason, detail=errors)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Refusals Starlette makes itself (no route, a method a route lacks, a body it cannot
+    parse) get the same `{error, reason}` body as ours."""
+    assert isinstance(exc, StarletteHTTPException)
+    error = _HTTP_ERRORS.get(exc.status_code, "bad_request")
+    return error_response(exc.status_code, error, str(exc.detail))
+
+
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "bad_request"}
+
+
 def _where(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])
@@ -84,6 +96,30 @@ def _where(error: dict[str, Any]) -> str:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(BatonError, _baton_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+class RefusalCounter:
+    """ASGI middleware: count every refused request (4xx, 503) by status — DESIGN's
+    "every malformed input gets a typed, counted rejection", for the HTTP API too."""
+
+    def __init__(self, app: ASGIApp, counter: Any) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if 400 <= status < 500 or status == 503:
+                    self.counter.labels(str(status)).inc()
+            await send(message)
+
+        await self.app(scope, receive, counted_send)
 
 
 class BodyLimit:

@@ -41,6 +41,11 @@ class CloudMetrics:
         self.projected = self._counter(
             "baton_cloud_readmodel_messages", "FLEET messages projected into the read model"
         )
+        self.api_refused = self._counter(
+            "baton_cloud_api_refused",
+            "API requests refused with a 4xx or 503, by status",
+            ("status",),
+        )
         self.loop_errors = self._counter(
             "baton_cloud_loop_errors", "errors a background loop survived", ("loop",)
         )

@@ -40,7 +40,6 @@ GW, DEVICE = "gw1", "fan1"
 STREAMING = ("/api/events",)
 REQUEST_TIMEOUT_S = 10.0
 # Refusals made by Starlette/FastAPI themselves (HTTPException), not by cloud/api/errors.py.
-STARLETTE_REFUSALS = (400, 404, 405)
 
 
 @pytest.fixture
@@ -102,11 +101,8 @@ def _fuzz(url: str, examples: int, outcomes: Counter[str]) -> None:
         status = response.status_code
         where = f"{case.method} {case.formatted_path} -> {status} {response.text[:300]}"
         assert status < 500 or (status == 503 and _typed(response)), where
-        if status >= 400 and not _typed(response):
-            # Starlette's own refusals (no route, a body it cannot parse) carry `detail`
-            # instead: a known gap, see the xfail below. Anything else must be typed.
-            assert status in STARLETTE_REFUSALS and "detail" in response.json(), where
-            outcomes["untyped_refusals"] += 1
+        # Every refusal, Starlette's own included, carries {error, reason}.
+        assert status < 400 or _typed(response), where
         outcomes[f"{status // 100}xx"] += 1
         outcomes["typed_refusals"] += status >= 400 and _typed(response)
 
@@ -126,20 +122,12 @@ async def test_api_answers_every_generated_request_without_a_server_error(
         ok=outcomes["2xx"],
         refused=outcomes["4xx"] + outcomes["5xx"],
         typed_refusals=outcomes["typed_refusals"],
-        untyped_refusals=outcomes["untyped_refusals"],
+        untyped_refusals=0,
         server_errors=0,
     )
     assert outcomes["4xx"] > 0, "no invalid request was generated"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cloud/api/errors.py promises every refusal as {error, reason}, but refusals "
-    "FastAPI/Starlette make themselves (HTTPException) keep their {detail} body: a path no "
-    "route matches (404), a method a route lacks (405), and a JSON body that is not even "
-    "text (400 'There was an error parsing the body', e.g. b'\\x00' * 5 to POST "
-    "/api/plans); no handler is installed for starlette.exceptions.HTTPException",
-)
 async def test_every_refusal_gets_the_typed_error_body(
     replica: Orchestrator, figures: Figures
 ) -> None:
@@ -154,12 +142,6 @@ async def test_every_refusal_gets_the_typed_error_body(
     assert all(_typed(r) for r in answers), [(r.status_code, r.text) for r in answers]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN promises a counted rejection for every malformed input, but the API "
-    "counts none: /metrics has no series for refused requests (CloudMetrics registers "
-    "ingest, twin, planner and device series only)",
-)
 async def test_refused_api_requests_are_counted_in_metrics(
     replica: Orchestrator, figures: Figures
 ) -> None:
