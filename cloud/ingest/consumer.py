@@ -10,8 +10,11 @@ because they are redelivered after `ack_wait` to whoever fetches next.
 Effects are twin writes (`twins` KV, compare-and-set): a fetched batch is grouped by
 device, each group folded into its twin with one CAS, and its messages acked only after
 that write is stored. A crash between write and ack means a redelivery, which the fold
-recognises as a duplicate (`SeqWindow`, HLC), so the effect stays exactly-once. Bad
-payloads are terminated (`term`, never redelivered) and counted by reason.
+recognises as a duplicate (`SeqWindow`, HLC), so the effect stays exactly-once. A failed
+write naks its group, to be redelivered while other batches of the same device are
+applied; the twin keeps the gaps that leaves open until the consumer's ack floor shows
+nothing can still fill them (`SeqWindow.settle`), so the redelivered readings still
+count. Bad payloads are terminated (`term`, never redelivered) and counted by reason.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from cloud.api.metrics import CloudMetrics
 from cloud.config import IngestConfig
 from cloud.errors import Conflict, Rejected
+from cloud.ingest import pull
 from cloud.ingest.facts import TWIN_KINDS, Fact, parse
 from cloud.twins.fold import FoldContext, Outcome, fold
 from cloud.twins.record import TwinRecord
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 # (redelivered only after ack_wait), so the drain lets it expire.
 FETCH_TIMEOUT_S: Final = 0.5
 RETRY_DELAY_S: Final = 1.0  # nak delay after a hub error: let the hub recover first
+# How stale the ack floor may be. A stale floor is a low one, which only keeps reading
+# gaps open longer (`SeqWindow.settle`); asking more often costs a JetStream API call.
+ACK_FLOOR_EVERY_S: Final = 2.0
 
 
 @dataclass
@@ -72,6 +79,8 @@ class IngestConsumer:
         self._silent_after_ms = int(silent_after_s * 1000)
         self._on_came_online = on_came_online
         self._stopping = asyncio.Event()
+        self._settled = 0  # the consumer's ack floor, as last read
+        self._settled_at: float | None = None
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -100,22 +109,31 @@ class IngestConsumer:
             while not self._stopping.is_set():
                 msgs = await self._fetch(psub, worker)
                 if msgs:
+                    await self._read_ack_floor(psub)
                     await self.handle(msgs)
         finally:
             await _quietly(psub.unsubscribe())
 
     async def _fetch(self, psub: JetStreamContext.PullSubscription, worker: int) -> list[Msg]:
         try:
-            return await psub.fetch(self._config.batch, timeout=FETCH_TIMEOUT_S)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            return []  # nothing to do (nats-py raises either, depending on the step)
-        except (nats.errors.Error, OSError) as exc:
+            return await pull.fetch(psub, self._config.batch, FETCH_TIMEOUT_S)
+        except TransportError as exc:
             # Disconnected or the hub is restarting: nats-py reconnects by itself; wait
             # (on the stop signal, so a drain is not delayed) and fetch again.
-            log.warning("ingest worker %d: fetch failed: %r", worker, exc)
+            log.warning("ingest worker %d: %s", worker, exc)
             self._metrics.loop_errors.labels("ingest").inc()
             await _wait(self._stopping, RETRY_DELAY_S)
             return []
+
+    async def _read_ack_floor(self, psub: JetStreamContext.PullSubscription) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._settled_at is not None and now - self._settled_at < ACK_FLOOR_EVERY_S:
+            return
+        self._settled_at = now  # one worker asks; the others use what it got
+        try:
+            self._settled = await pull.ack_floor(psub)
+        except TransportError as exc:
+            log.debug("ingest: ack floor not read, keeping %d: %s", self._settled, exc)
 
     async def handle(self, msgs: list[Msg]) -> None:
         """Apply one fetched batch: reject, fold per twin, ack after each effect."""
@@ -139,7 +157,9 @@ class IngestConsumer:
 
     async def _accept(self, msg: Msg, received_ms: int) -> Fact | None:
         try:
-            return parse(msg.subject, msg.headers, msg.data, now_ms=received_ms)
+            return parse(
+                msg.subject, msg.headers, msg.data, now_ms=received_ms, stream_seq=_stream_seq(msg)
+            )
         except Rejected as exc:
             log.warning("ingest: rejected %s: %s", msg.subject, exc)
             self._metrics.rejected.labels(exc.reason).inc()
@@ -147,7 +167,9 @@ class IngestConsumer:
             return None
 
     async def _apply(self, key: str, group: _Group) -> None:
-        ctx = FoldContext(now_ms=now_ms(), silent_after_ms=self._silent_after_ms)
+        ctx = FoldContext(
+            now_ms=now_ms(), silent_after_ms=self._silent_after_ms, settled_seq=self._settled
+        )
 
         def change(record: TwinRecord | None) -> tuple[TwinRecord | None, Outcome]:
             outcome = fold(record, group.facts, ctx)
@@ -163,11 +185,11 @@ class IngestConsumer:
             for msg in group.msgs:
                 await _quietly(msg.nak(delay=RETRY_DELAY_S))
             return
-        self._effects(outcome)
+        self._effects(key, outcome)
         for msg in group.msgs:
             await _ack(msg)
 
-    def _effects(self, outcome: Outcome) -> None:
+    def _effects(self, key: str, outcome: Outcome) -> None:
         for fact in outcome.applied:
             self._metrics.ingested.labels(fact.kind, "applied").inc()
         for fact in outcome.duplicates:
@@ -176,6 +198,21 @@ class IngestConsumer:
             self._metrics.convergence.observe(outcome.convergence_ms / 1000)
         if outcome.came_online:
             self._on_came_online(outcome.record)
+        if outcome.gaps_forced:
+            # The ack floor has not moved for a long time (a message that never settles):
+            # readings still on their way into these gaps will be taken for duplicates.
+            log.error(
+                "ingest: twin %s gave up %d reading gaps before they settled (ack floor %d)",
+                key, outcome.gaps_forced, self._settled,
+            )  # fmt: skip
+            self._metrics.loop_errors.labels("ingest-window").inc(outcome.gaps_forced)
+
+
+def _stream_seq(msg: Msg) -> int:
+    try:
+        return msg.metadata.sequence.stream
+    except nats.errors.NotJSMessageError:
+        return 0  # not from a JetStream consumer: nothing to settle a gap by
 
 
 async def _ack(msg: Msg) -> None:

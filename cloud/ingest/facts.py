@@ -1,7 +1,9 @@
 """FLEET message → `Fact`: the one place a forwarded payload is parsed and checked.
 
 A FLEET message is `fleet.<gw>.<kind>.<dev>` carrying the device's original payload
-bytes; the forwarder adds `Nats-Msg-Id`, `Baton-Gateway`, `Baton-Hlc` and `traceparent`
+bytes; a gateway's own events (`GatewayEvent`: a refused update, quarantine counts,
+stats) come on `fleet.<gw>.ev.<gw>`, naming the device they concern, if any, in the
+payload. The forwarder adds `Nats-Msg-Id`, `Baton-Gateway`, `Baton-Hlc` and `traceparent`
 headers. Both the ingest consumer (effects) and the read-model projector (views) parse
 through here, so the two can never disagree about what a message means.
 
@@ -18,7 +20,7 @@ from typing import Final
 from cloud.errors import Rejected
 from shared import codec, hlc, subjects
 from shared.errors import DecodeError
-from shared.messages import CommandAck, Decision, Message, Reading, ReportedState
+from shared.messages import CommandAck, Decision, GatewayEvent, Message, Reading, ReportedState
 
 HLC_HEADER: Final = subjects.HDR_HLC
 GATEWAY_HEADER: Final = subjects.HDR_GATEWAY
@@ -35,7 +37,9 @@ class Fact:
     `body` is the decoded message (`Reading` for `r`, `ReportedState` for `twin`,
     `CommandAck`, `Decision` or any message for `ev`), or a bool for `status` (online).
     `hlc` orders facts of one device: the gateway's stamp, else the payload's, else the
-    device's own `ts_ms`.
+    device's own `ts_ms`. For a gateway's own event (`ev` on `fleet.<gw>.ev.<gw>`)
+    `device` is the gateway id, the subject's last token. `stream_seq` is the message's
+    FLEET stream sequence (0 when not read from FLEET).
     """
 
     gw: str
@@ -43,6 +47,7 @@ class Fact:
     kind: str
     hlc: int
     body: Message | bool
+    stream_seq: int = 0
 
     @property
     def key(self) -> str:
@@ -58,7 +63,14 @@ def twin_key(gw: str, device: str) -> str:
     return f"{gw}.{device}"
 
 
-def parse(subject: str, headers: dict[str, str] | None, data: bytes, *, now_ms: int) -> Fact:
+def parse(
+    subject: str,
+    headers: dict[str, str] | None,
+    data: bytes,
+    *,
+    now_ms: int,
+    stream_seq: int = 0,
+) -> Fact:
     """Check and decode one FLEET message; `Rejected` with a reason on any problem."""
     gw, kind, device = _split_subject(subject)
     headers = headers or {}
@@ -68,7 +80,7 @@ def parse(subject: str, headers: dict[str, str] | None, data: bytes, *, now_ms: 
     body = _decode_body(kind, data)
     _check_identity(body, gw, device)
     stamp = _stamp(headers.get(HLC_HEADER), body, now_ms)
-    return Fact(gw=gw, device=device, kind=kind, hlc=stamp, body=body)
+    return Fact(gw=gw, device=device, kind=kind, hlc=stamp, body=body, stream_seq=stream_seq)
 
 
 def _split_subject(subject: str) -> tuple[str, str, str]:
@@ -106,8 +118,12 @@ def _decode_body(kind: str, data: bytes) -> Message | bool:
 def _check_identity(body: Message | bool, gw: str, device: str) -> None:
     # The subject is what hub permissions guard (`fleet.<gw>.>` per gateway); a payload
     # naming another device or gateway is a forgery or a bug, never a fact about it.
+    # A gateway's own event is published under its own id (`fleet.<gw>.ev.<gw>`, see
+    # `edge.uplink.report`): the subject vouches for the gateway only, and the event
+    # may name any of its devices, or none.
+    gateway_event = isinstance(body, GatewayEvent) and device == gw
     claimed_device = getattr(body, "device", device)
-    if claimed_device != device:
+    if claimed_device != device and not gateway_event:
         raise Rejected("device_mismatch", f"payload device {claimed_device!r} on {device!r}")
     claimed_gw = getattr(body, "gw", None)
     if claimed_gw is not None and claimed_gw != gw:

@@ -23,6 +23,9 @@ from shared.messages import Reading, ReportedState
 class FoldContext:
     now_ms: int
     silent_after_ms: int
+    # The ingest consumer's ack floor: FLEET messages up to this stream sequence are
+    # settled, so a reading gap they could have filled is permanent (`SeqWindow.settle`).
+    settled_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,9 @@ class Outcome:
     # Time from the desired change to the report that matched it, when one did now.
     convergence_ms: int | None = None
     came_online: bool = False
+    # Reading gaps given up on before they were settled (`SeqWindow.settle`): each may
+    # hide readings that will be taken for duplicates. Zero unless the ack floor is stuck.
+    gaps_forced: int = 0
 
 
 def fold(record: TwinRecord | None, facts: Iterable[Fact], ctx: FoldContext) -> Outcome:
@@ -51,10 +57,14 @@ def fold(record: TwinRecord | None, facts: Iterable[Fact], ctx: FoldContext) -> 
         current = current.model_copy(update=update)
     if not applied:
         return Outcome(before, record is None, (), tuple(duplicates))
+    window, forced = current.window.settle(ctx.settled_seq)
+    current = current.model_copy(update=current.with_window(window))
     current, convergence_ms = _converge(current, ctx)
     current, came_online = _liveness(before, current, ctx, is_new=record is None)
     current = current.model_copy(update={"updated_ms": ctx.now_ms})
-    return Outcome(current, True, tuple(applied), tuple(duplicates), convergence_ms, came_online)
+    return Outcome(
+        current, True, tuple(applied), tuple(duplicates), convergence_ms, came_online, forced
+    )
 
 
 def _apply(rec: TwinRecord, fact: Fact) -> dict[str, Any] | None:
@@ -81,7 +91,7 @@ def _reading(rec: TwinRecord, fact: Fact, reading: Reading) -> dict[str, Any] | 
     window = rec.window
     if window.seen(reading.seq):
         return None
-    update = rec.with_window(window.mark(reading.seq))
+    update = rec.with_window(window.mark(reading.seq, fact.stream_seq))
     update["readings"] = rec.readings + 1
     if fact.hlc > rec.last_hlc:
         update |= {

@@ -21,6 +21,8 @@ class TwinRecord(TwinState):
     # Readings applied: see `SeqWindow`. `readings` counts them, exactly once each.
     seq_floor: int = Field(default=-1, ge=-1)
     seq_ranges: list[tuple[int, int]] = Field(default_factory=list)
+    # Per range: the FLEET stream sequence that opened the gap below it (`SeqWindow`).
+    seq_opened: list[int] = Field(default_factory=list)
     readings: Count = 0
     # The newest reading by HLC (not the last to arrive: backlogs arrive late).
     last_seq: Count | None = None
@@ -45,10 +47,16 @@ class TwinRecord(TwinState):
 
     @property
     def window(self) -> SeqWindow:
-        return SeqWindow(self.seq_floor, tuple(self.seq_ranges))
+        # A record from an older replica may lack `seq_opened`: SeqWindow counts those
+        # gaps as settled, the rule it had then.
+        return SeqWindow(self.seq_floor, tuple(self.seq_ranges), tuple(self.seq_opened))
 
     def with_window(self, window: SeqWindow) -> dict[str, Any]:
-        return {"seq_floor": window.floor, "seq_ranges": list(window.ranges)}
+        return {
+            "seq_floor": window.floor,
+            "seq_ranges": list(window.ranges),
+            "seq_opened": list(window.opened),
+        }
 
     @property
     def drift(self) -> bool:

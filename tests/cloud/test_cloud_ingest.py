@@ -18,7 +18,8 @@ from cloudkit import (
 )
 from nats.js import JetStreamContext
 
-from shared import hlc
+from shared import codec, hlc
+from shared.messages import GatewayEvent
 from shared.natsrun.monitor import poll_until
 
 
@@ -91,3 +92,32 @@ async def test_bad_payloads_are_counted_terminated_and_never_stop_the_loop(
         return info.num_ack_pending == 0 and info.num_pending == 0
 
     await poll_until(settled, timeout_s=WAIT_S)
+
+
+async def test_gateway_events_reach_the_event_stream_and_are_not_rejected(
+    orchestrator: OrchestratorFactory, fleet: FleetPublisher, hub_js: JetStreamContext
+) -> None:
+    orch = await orchestrator()
+    events = orch.bus.subscribe({"event"})
+    # What an edge sends on its own subject `fleet.<gw>.ev.<gw>`: about the gateway as a
+    # whole, or about one of its devices.
+    stats = GatewayEvent(gw=GW, type="stats", data={"readings_ok": 5, "backlog": 0})
+    quarantine = GatewayEvent(gw=GW, device="d1", type="quarantine", data={"reason": "malformed"})
+    await fleet.publish("ev", GW, codec.encode(stats), "stats-1")
+    await fleet.publish("ev", GW, codec.encode(quarantine), "quarantine-1")
+
+    first, second = await events.next(WAIT_S), await events.next(WAIT_S)
+    assert first is not None and second is not None
+    assert [(e.data["gw"], e.data["message"]["type"]) for e in (first, second)] == [
+        (GW, "stats"),
+        (GW, "quarantine"),
+    ]
+    assert [e.data["message"]["device"] for e in (first, second)] == [None, "d1"]
+
+    async def settled() -> bool:
+        info = await hub_js.consumer_info("FLEET", orch.config.ingest.durable)
+        return bool(info.num_ack_pending == 0 and info.num_pending == 0)
+
+    await poll_until(settled, timeout_s=WAIT_S)
+    assert metric(orch, "baton_cloud_ingest_messages_total", kind="ev", outcome="event") == 2
+    assert metric(orch, "baton_cloud_ingest_rejected_total", reason="device_mismatch") == 0

@@ -9,7 +9,7 @@ import pytest
 from cloud.errors import Rejected
 from cloud.ingest.facts import parse
 from shared import codec, hlc
-from shared.messages import Decision, Reading, ReportedState
+from shared.messages import Decision, GatewayEvent, Reading, ReportedState
 
 NOW = 1_800_000_000_000
 
@@ -98,3 +98,37 @@ def test_a_decision_on_the_reading_subject_is_refused() -> None:
     with pytest.raises(Rejected) as caught:
         parse("fleet.gw1.r.d1", None, decision, now_ms=NOW)
     assert caught.value.reason == "invalid"
+
+
+@pytest.mark.parametrize("device", [None, "d1"])
+def test_a_gateway_event_on_the_gateways_own_subject_is_accepted(device: str | None) -> None:
+    event = GatewayEvent(gw="gw1", device=device, type="quarantine", data={"reason": "malformed"})
+    fact = parse("fleet.gw1.ev.gw1", {"Baton-Gateway": "gw1"}, codec.encode(event), now_ms=NOW)
+    assert (fact.gw, fact.device, fact.kind) == ("gw1", "gw1", "ev")
+    assert isinstance(fact.body, GatewayEvent) and fact.body.device == device
+
+
+@pytest.mark.parametrize(
+    ("subject", "event", "reason"),
+    [
+        # On a device's subject the event must be about that device.
+        ("fleet.gw1.ev.d2", GatewayEvent(gw="gw1", device="d1", type="twin_refused"),
+         "device_mismatch"),
+        ("fleet.gw1.ev.d2", GatewayEvent(gw="gw1", type="stats"), "device_mismatch"),
+        # The gateway's own subject still vouches for that gateway only.
+        ("fleet.gw1.ev.gw1", GatewayEvent(gw="gw2", type="stats"), "gateway_mismatch"),
+    ],
+)  # fmt: skip
+def test_gateway_events_elsewhere_are_still_checked(
+    subject: str, event: GatewayEvent, reason: str
+) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse(subject, None, codec.encode(event), now_ms=NOW)
+    assert caught.value.reason == reason
+
+
+def test_only_a_gateway_event_may_use_the_gateways_own_subject_freely() -> None:
+    decision = Decision(gw="gw1", device="d1", source="rule", name="hot", version="1", latency_us=5)
+    with pytest.raises(Rejected) as caught:
+        parse("fleet.gw1.ev.gw1", None, codec.encode(decision), now_ms=NOW)
+    assert caught.value.reason == "device_mismatch"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from cloud.ingest.facts import Fact
 from cloud.twins.fold import FoldContext, fold
 from cloud.twins.record import TwinRecord
-from cloud.twins.seqwindow import MAX_RANGES, SeqWindow
+from cloud.twins.seqwindow import HARD_MAX_RANGES, MAX_RANGES, SeqWindow
 from shared import hlc
 from shared.messages import Reading, ReportedState
 
@@ -16,9 +16,11 @@ NOW = 1_800_000_000_000
 CTX = FoldContext(now_ms=NOW, silent_after_ms=60_000)
 
 
-def reading_fact(seq: int, at_ms: int = NOW - 1000, value: float = 1.0) -> Fact:
+def reading_fact(
+    seq: int, at_ms: int = NOW - 1000, value: float = 1.0, stream_seq: int = 0
+) -> Fact:
     body = Reading(device="d1", seq=seq, ts_ms=at_ms, metrics={"t": value})
-    return Fact("gw1", "d1", "r", hlc.pack(at_ms, seq % 100), body)
+    return Fact("gw1", "d1", "r", hlc.pack(at_ms, seq % 100), body, stream_seq)
 
 
 def report_fact(version: int, at_ms: int) -> Fact:
@@ -39,12 +41,41 @@ def test_window_counts_out_of_order_and_ignores_repeats() -> None:
     assert window.mark(4) is window
 
 
-def test_window_gives_up_on_old_gaps_only_past_its_bound() -> None:
+def every_other(count: int, first_stream_seq: int = 100) -> SeqWindow:
+    """seq 0, 2, 4 ... applied, each from FLEET stream sequence `first_stream_seq` + seq."""
     window = SeqWindow()
-    for seq in range(0, 4 * MAX_RANGES, 2):  # every other seq missing: many gaps
-        window = window.mark(seq)
-    assert len(window.ranges) == MAX_RANGES
-    assert not window.seen(window.highest - 1)  # a recent gap is still open
+    for seq in range(0, 2 * count, 2):
+        window = window.mark(seq, at=first_stream_seq + seq)
+    return window
+
+
+def test_window_keeps_every_gap_until_its_fillers_have_settled() -> None:
+    window = every_other(2 * MAX_RANGES)  # floor 0, then a gap below each of 2, 4, ... 126
+    assert len(window.ranges) == 2 * MAX_RANGES - 1
+    # Nothing has settled: whatever fills these gaps may still be in FLEET.
+    assert window.settle(settled=0) == (window, 0)
+    # The ack floor passed the readings that opened the gaps below 2..20: those are
+    # permanent, and given up, oldest first; the rest stay open however many there are.
+    settled, forced = window.settle(settled=100 + 20)
+    assert forced == 0 and settled.floor == 20 and len(settled.ranges) == 2 * MAX_RANGES - 11
+    assert settled.seen(19) and not settled.seen(21)
+    # Once all have settled, the window is back to its bound, the newest gaps kept.
+    bounded, _ = window.settle(settled=10**6)
+    assert len(bounded.ranges) == MAX_RANGES
+    assert not bounded.seen(bounded.highest - 1)
+
+
+def test_window_gives_up_unsettled_gaps_only_past_its_hard_bound() -> None:
+    window = every_other(HARD_MAX_RANGES + 10)
+    bounded, forced = window.settle(settled=0)
+    assert len(bounded.ranges) == HARD_MAX_RANGES and forced == 9
+    assert not bounded.seen(bounded.highest - 1)
+
+
+def test_window_of_a_record_written_without_opened_counts_its_gaps_as_settled() -> None:
+    window = SeqWindow(floor=0, ranges=tuple((seq, seq) for seq in range(2, 80, 2)))
+    assert window.opened == (0,) * len(window.ranges)
+    assert len(window.settle(settled=0)[0].ranges) == MAX_RANGES
 
 
 @given(st.lists(st.integers(0, 300), max_size=200))
@@ -53,10 +84,42 @@ def test_window_agrees_with_a_set(seqs: list[int]) -> None:
     for seq in seqs:
         window = window.mark(seq)
     applied = set(seqs)
-    assert all(window.seen(seq) for seq in applied)  # nothing applied is ever forgotten
-    runs = sum(1 for seq in applied if seq - 1 not in applied)
-    if runs <= MAX_RANGES:  # no gap given up on: the window is exactly the set
-        assert {seq for seq in range(301) if window.seen(seq)} == applied
+    # Marking never gives a gap up: the window is exactly the set.
+    assert {seq for seq in range(302) if window.seen(seq)} == applied
+
+
+@given(st.lists(st.integers(0, 300), max_size=200))
+def test_settling_forgets_no_reading_and_no_gap_still_in_flight(seqs: list[int]) -> None:
+    window = SeqWindow()
+    for stream_seq, seq in enumerate(seqs, start=1):
+        window = window.mark(seq, at=stream_seq)
+    assert window.settle(settled=0) == (window, 0)  # nothing settled: nothing given up
+    after, forced = window.settle(settled=len(seqs))  # all settled: back to the bound
+    assert forced == 0 and len(after.ranges) == min(len(window.ranges), MAX_RANGES)
+    assert all(after.seen(seq) for seq in seqs)  # nothing applied is ever forgotten
+
+
+def test_readings_of_a_failed_write_count_when_redelivered_after_many_others() -> None:
+    # Two workers split one device's readings in turn; the odd ones' twin write failed
+    # and they are nak'd, while the even ones are applied: a gap at every odd seq, far
+    # more than MAX_RANGES. The ack floor is below the odd ones: they are in flight.
+    ctx = FoldContext(now_ms=NOW, silent_after_ms=60_000, settled_seq=1000)
+    evens = [reading_fact(seq, stream_seq=1001 + seq) for seq in range(0, 200, 2)]
+    half = fold(None, evens, ctx)
+    assert len(half.record.seq_ranges) > MAX_RANGES
+    odds = [reading_fact(seq, stream_seq=1001 + seq) for seq in range(1, 200, 2)]
+    whole = fold(half.record, odds, ctx)
+    assert not whole.duplicates and whole.gaps_forced == 0
+    record = whole.record
+    assert (record.readings, record.seq_floor, record.seq_ranges) == (200, 199, [])
+
+
+def test_permanent_gaps_are_given_up_once_the_ack_floor_passes_them() -> None:
+    # Every third reading was lost on the radio; everything forwarded has been acked.
+    ctx = FoldContext(now_ms=NOW, silent_after_ms=60_000, settled_seq=10**6)
+    facts = [reading_fact(seq, stream_seq=1 + seq) for seq in range(300) if seq % 3]
+    record = fold(None, facts, ctx).record
+    assert record.readings == 200 and len(record.seq_ranges) == MAX_RANGES
 
 
 def test_each_reading_counts_once_however_often_it_comes() -> None:
