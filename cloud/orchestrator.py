@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import nats
@@ -190,7 +190,9 @@ class Orchestrator(Service):
         try:
             async with TaskGroup() as group:
                 for name, loop in loops.items():
-                    self._tasks[name] = group.create_task(loop(), name=f"{self.replica}-{name}")
+                    self._tasks[name] = group.create_task(
+                        self._until_closed(name, loop), name=f"{self.replica}-{name}"
+                    )
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 # A loop died of something it could not handle: this replica stops and
@@ -198,6 +200,14 @@ class Orchestrator(Service):
                 log.critical("cloud replica %s failed: %r", self.replica, exc, exc_info=exc)
                 self.failed = exc
             raise
+
+    async def _until_closed(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        await loop()
+        # Each loop runs until aclose() stops it: one that ends by itself has failed
+        # silently (a watch that stopped, a fetch loop that gave up), which must not go
+        # unnoticed any more than an exception.
+        if not self._closed:
+            raise RuntimeError(f"loop {name} of replica {self.replica} ended by itself")
 
     async def _start_planner(self, js: JetStreamContext) -> PlannerService | None:
         if not self.config.planner.enabled:
@@ -210,6 +220,8 @@ class Orchestrator(Service):
         planner = PlannerService(
             self._nc, js, cfg.planner, self.readmodel, self.replica,
             db_path=cfg.state_file("plans"), replicas=cfg.replicas,
+            # A planner loop that fails is restarted; the replica counts each failure.
+            on_loop_error=lambda name: self.metrics.loop_errors.labels(f"planner:{name}").inc(),
         )  # fmt: skip
         await planner.start()
         self._undo_plans = planner.subscribe(

@@ -2,7 +2,9 @@
 
 Each message is handled, then acked. A payload that cannot be decoded is terminated (a
 retry would fail the same way) and counted; a handler failure is logged, counted and
-nak'ed with a delay, so a hub hiccup is retried and the next message still runs.
+nak'ed with a delay, so a hub hiccup is retried and the next message still runs. A quiet
+fetch is an empty one and a hub error is waited out (`cloud.ingest.pull`): neither ends
+the loop.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 
+from cloud.ingest import pull
 from shared import subjects
-from shared.errors import DecodeError
+from shared.errors import DecodeError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ FETCH_WAIT_S = 5.0
 FETCH_BATCH = 16
 # Back-off before a message whose handler failed is redelivered.
 NAK_DELAY_S = 1.0
+# Pause after a failed fetch (hub away or restarting) while nats-py reconnects.
+RETRY_DELAY_S = 1.0
 
 Handler = Callable[[Msg], Awaitable[None]]
 
@@ -71,15 +75,20 @@ class DurableConsumer:
         self.ready.set()
         try:
             while True:
-                try:
-                    msgs = await sub.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
-                except NatsTimeoutError:
-                    continue
-                for msg in msgs:
+                for msg in await self._fetch(sub):
                     await self._one(msg)
         finally:
             with contextlib.suppress(NatsError):  # the connection may be closing too
                 await sub.unsubscribe()
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        try:
+            return await pull.fetch(sub, FETCH_BATCH, FETCH_WAIT_S)
+        except TransportError as exc:
+            self._counters["fleet.fetch_errors"] += 1
+            log.warning("consumer %s: %s", self.name, exc, extra={"consumer": self.name})
+            await asyncio.sleep(RETRY_DELAY_S)  # a back-off while nats-py reconnects
+            return []
 
     async def _ensure(self) -> None:
         try:

@@ -9,6 +9,10 @@
 Replicas share the durable consumers (they split the events) and the KV buckets (plan
 records, leases, dedupe locks, acks, firing windows), so any replica can die: its sagas'
 leases end and another replica continues them from the stored record.
+
+Every loop above runs supervised (`tasks.supervised`): one that fails after it came up is
+logged with its traceback, counted (`loops.crashed`, and `on_loop_error` for the
+replica's metrics) and started again after a back-off, never left dead.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from cloud.planner.records import PlanRecord, StepEvent
 from cloud.planner.saga import SagaDeps
 from cloud.planner.setup import build_registry
 from cloud.planner.store import PlanStore
-from cloud.planner.tasks import cancel_and_wait
+from cloud.planner.tasks import Loop, cancel_and_wait, supervised
 from cloud.planner.windows import FiringWindows
 from cloud.twins.view import FleetView
 from shared import codec
@@ -67,6 +71,7 @@ class PlannerService(Service):
     `db_path`: the SQLite copy (None: in memory). `replicas`: JetStream replicas of the
     buckets it creates. `registry`: agents to use instead of the configured ones.
     `llm_backend`: an `LlmBackend` to plan with instead of llama.cpp over `model_path`.
+    `on_loop_error`: called with a loop's name each time one fails and is restarted.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class PlannerService(Service):
         replicas: int = 1,
         registry: AgentRegistry | None = None,
         llm_backend: LlmBackend | None = None,
+        on_loop_error: Callable[[str], None] | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -91,6 +97,7 @@ class PlannerService(Service):
         self._replicas = replicas
         self._registry = registry
         self._llm_backend = llm_backend
+        self._on_loop_error = on_loop_error or (lambda name: None)
         self._llm: LlmPlanner | None = None
         self._mirror: PlanMirror | None = None
         self._planning: Planning | None = None
@@ -148,13 +155,16 @@ class PlannerService(Service):
     async def _start_feeds(self, plans: KeyValue, leases_kv: KeyValue) -> None:
         """The KV watches: plan records → mirror, acks → sagas, ended leases → takeover."""
         assert self._acks is not None and self._pool is not None
+        pool, acks_book = self._pool, self._acks
         mirrored = asyncio.Event()
-        feed = self._spawn("plans-feed", kv.follow(plans, ">", self._on_plan_entry, mirrored))
-        acks = self._spawn("acks-feed", self._acks.follow())
-        self._spawn("leases-feed", kv.follow(leases_kv, ">", self._pool.on_lease))
-        self._spawn("lease-renewal", self._pool.renew_forever(self._cfg.lease_s / 3))
+        feed = self._spawn(
+            "plans-feed", lambda: kv.follow(plans, ">", self._on_plan_entry, mirrored), mirrored
+        )
+        acks = self._spawn("acks-feed", acks_book.follow, acks_book.ready)
+        self._spawn("leases-feed", lambda: kv.follow(leases_kv, ">", pool.on_lease))
+        self._spawn("lease-renewal", lambda: pool.renew_forever(self._cfg.lease_s / 3))
         await _ready(mirrored, feed)
-        await _ready(self._acks.ready, acks)
+        await _ready(acks_book.ready, acks)
 
     async def _start_consumers(self, coord: KeyValue) -> None:
         cfg = self._cfg
@@ -162,9 +172,9 @@ class PlannerService(Service):
         self._intake = Intake(cfg, FiringWindows(coord, window_ms))
         events = self._consumer(cfg.consumer, EVENT_FILTERS, self._on_event)
         acks = self._consumer(cfg.ack_consumer, ACK_FILTERS, self._on_ack)
-        events_task = self._spawn("fleet-events", events.run())
-        acks_task = self._spawn("fleet-acks", acks.run())
-        self._spawn("schedule", self._schedule_forever())
+        events_task = self._spawn("fleet-events", events.run, events.ready)
+        acks_task = self._spawn("fleet-acks", acks.run, acks.ready)
+        self._spawn("schedule", self._schedule_forever)
         await _ready(events.ready, events_task)
         await _ready(acks.ready, acks_task)
 
@@ -176,13 +186,23 @@ class PlannerService(Service):
             ack_wait_s=self._cfg.ack_wait_s, max_deliver=self._cfg.max_deliver,
         )  # fmt: skip
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=f"planner:{name}")
+    def _spawn(self, name: str, loop: Loop, up: asyncio.Event | None = None) -> asyncio.Task[None]:
+        """Run `loop` supervised; `up`: set once it is ready (a failure before that ends it)."""
+        task = asyncio.create_task(
+            supervised(name, loop, self._loop_failed, up=up), name=f"planner:{name}"
+        )
         self._tasks.append(task)
         task.add_done_callback(self._loop_ended)
         return task
 
+    def _loop_failed(self, name: str, error: BaseException | None) -> None:
+        self.counters["loops.crashed"] += 1
+        self._on_loop_error(name)
+        how = "ended by itself" if error is None else "failed"
+        log.error("planner loop %s %s; starting it again", name, how, exc_info=error)
+
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        # Only a loop that failed before it was ready ends (start() raises it too).
         if not task.cancelled() and task.exception() is not None:
             self.counters["loops.crashed"] += 1
             log.error("planner loop %s stopped", task.get_name(), exc_info=task.exception())

@@ -10,8 +10,9 @@ Two sources, each chosen for what it carries:
   FLEET. The shared durable consumer cannot do this job: it gives each message to one
   replica only, and every replica must answer queries for the whole fleet. An ordered
   consumer needs no acks, resumes from the cursor stored with the data (same SQLite
-  transaction), and is recreated by nats-py after a gap; rows are keyed by
-  (gw, device, seq) so a replay never counts twice.
+  transaction), and is recreated by nats-py after a gap or a hub restart
+  (`cloud.readmodel.ordered`); rows are keyed by (gw, device, seq) so a replay never
+  counts twice.
 
 Both publish what they apply to the `EventBus` behind `GET /api/events`.
 """
@@ -34,6 +35,7 @@ from cloud.api.metrics import CloudMetrics
 from cloud.errors import Rejected
 from cloud.ingest.facts import Fact, parse
 from cloud.readmodel.db import ReadingRow, ReadModel
+from cloud.readmodel.ordered import subscribe_ordered
 from cloud.twins.record import TwinRecord
 from shared import hlc, streams, subjects
 from shared.compat import timeout
@@ -113,10 +115,10 @@ class Projector:
     # -- readings: ordered consumer over FLEET ---------------------------------------------
 
     async def run_fleet(self) -> None:
-        sub = await self._js.subscribe(
+        sub = await subscribe_ordered(
+            self._js,
             subjects.FLEET_ALL,
             stream=subjects.FLEET_STREAM,
-            ordered_consumer=True,
             config=self._start_config(),
             cb=self._on_msg,
         )
