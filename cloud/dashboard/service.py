@@ -44,6 +44,7 @@ from cloud.dashboard.plantap import PlanTap
 from cloud.dashboard.sessiontap import ENDED, SessionTap, Update
 from cloud.dashboard.spans import Span
 from cloud.dashboard.traces import PICK_KINDS, TraceStore
+from cloud.readmodel.ordered import subscribe_ordered
 from shared import subjects
 from shared.lifecycle import Service
 from shared.messages import now_ms
@@ -103,10 +104,10 @@ class Dashboard(Service):
                 (subjects.SESSIONS_ALL, subjects.SESSIONS_STREAM, self._on_session),
             )
             for subject, stream, handler in watches:
-                sub = await js.subscribe(
-                    subject, stream=stream, ordered_consumer=True, config=_since(BACKFILL_S),
-                    cb=handler,
-                )  # fmt: skip
+                # Ordered feeds that survive a hub restart (cloud/readmodel/ordered.py).
+                sub = await subscribe_ordered(
+                    js, subject, stream=stream, config=_since(BACKFILL_S), cb=handler
+                )
                 self._subs.append(sub)
             if isinstance(self._deps.planner, PlanFeed):
                 self._undo_plans = self._deps.planner.subscribe(self._on_plan)
