@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
-from prometheus_client import CollectorRegistry
 
 from edge.actuate import ActuationGuard, Actuator, GatewayActions, GuardPolicy
 from edge.config import EdgeConfig
@@ -107,8 +106,7 @@ class EdgeDaemon(Service):
         self.gateway = config.gateway
         self.metrics = EdgeMetrics()
         self.clock = HybridLogicalClock()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(EdgeCollector(self.metrics, self._gauges))
+        self.collector = EdgeCollector(self.metrics, self._gauges)
         path = Path(config_path) if config_path is not None else None
         self._control = ReflexControl(config, config_path=path, loader=scorer_loader)
         self._source = source
@@ -209,11 +207,12 @@ class EdgeDaemon(Service):
             forward_readings=cfg.ingest.source == "mqtt",
             max_payload_bytes=cfg.ingest.max_payload_bytes,
         )  # fmt: skip
+        self._writer.add_feeder(self._pipeline.settle)
 
     async def _start_background(self) -> None:
         http = self.config.http
         if http.enabled:
-            self._http = OpsServer(http.host, http.port, self.registry, self.health)
+            self._http = OpsServer(http.host, http.port, self.collector.exposition, self.health)
             await self._http.start()
         self._runner = asyncio.create_task(self._supervise(), name="edge-daemon")
         self._stack.push_async_callback(self._stop_background)
@@ -235,6 +234,8 @@ class EdgeDaemon(Service):
         if runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        if self._http is not None:
+            await self._http.aclose()  # also when its task was cancelled before it ran
         if self._writer is not None:
             await self._writer.flush()
 
@@ -248,9 +249,13 @@ class EdgeDaemon(Service):
 
     async def _start_ingest(self) -> None:
         assert self._source is not None and self._pipeline is not None
-        source = self._source
-        await source.start(self._deliver)
-        self._stack.push_async_callback(source.stop)
+        await self._source.start(self._deliver)
+        self._stack.push_async_callback(self._stop_ingest)
+
+    async def _stop_ingest(self) -> None:
+        assert self._source is not None and self._pipeline is not None
+        await self._source.stop()
+        self._pipeline.settle()  # the last commands' decisions, before the writer flushes
 
     async def _deliver(self, topic: str, data: bytes, received_ns: int) -> None:
         """`Deliver` of the ingest source: acks to the twin, readings to the hot path."""

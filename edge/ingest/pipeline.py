@@ -4,11 +4,17 @@
       │                              the writer, and the next reading goes on
       ▼
     HLC stamp ─▶ reflex engine ─▶ actuator.fire ─▶ command published
-                                        └─▶ Decision ─▶ audit writer + uplink.submit("dec")
+                                        └─▶ (after its bytes left) Decision ─▶ audit
+                                            writer + uplink.submit("dec")
 
 Nothing here awaits the disk, the uplink or a model server; the only await is the
-command publish into the broker client's buffer. A handler error is logged and counted,
-and never stops the next reading.
+command publish into the broker client's buffer. The decision of a fired reading is
+recorded by `settle()`, which runs from the loop (`call_soon`) only after the broker
+client's flusher, woken by the publish and so scheduled before it, has written the
+command to the socket: the device's round trip never waits for the audit record, its
+encoding or the uplink. Under a burst, the commands of consecutive readings share one
+socket write, and the loop is given a turn at least every `FLUSH_AFTER_NS` of
+processing. A handler error is logged and counted, and never stops the next reading.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from edge.actuate.actuator import Actuator
 from edge.errors import DeviceMismatch
+from edge.ingest.ids import child_span, new_id
 from edge.ingest.ports import UplinkSink
 from edge.ops.metrics import EdgeMetrics
 from edge.reflex.engine import ReflexEngine
@@ -29,10 +37,27 @@ from shared import subjects
 from shared.codec import decode, encode
 from shared.errors import DecodeError
 from shared.hlc import LOGICAL_BITS, HybridLogicalClock
-from shared.messages import Decision, Reading, now_ms
-from shared.trace import child_of
+from shared.messages import Command, Decision, Reading, now_ms
 
 log = logging.getLogger(__name__)
+
+# A burst of readings is processed back to back (the broker client hands over what it
+# read without a loop turn in between); after this long with a command still in the
+# client's buffer the loop gets a turn, so the flusher writes it. One turn costs
+# ~10 µs, so a quiet device's command still leaves at once and a flood's commands
+# share writes.
+FLUSH_AFTER_NS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Fired:
+    """A command sent whose decision is not recorded yet."""
+
+    firing: Firing
+    reading: Reading
+    command: Command
+    stamp: int
+    latency_us: int
 
 
 class Pipeline:
@@ -58,6 +83,8 @@ class Pipeline:
         self._uplink = uplink
         self._forward = forward_readings and uplink is not None
         self._max_bytes = max_payload_bytes
+        self._fired: list[_Fired] = []
+        self._unflushed_ns = 0  # when the oldest command not yet written was published
 
     async def handle(self, topic: str, data: bytes, received_ns: int) -> None:
         """`Deliver` for a `ReadingSource`: never raises."""
@@ -92,15 +119,44 @@ class Pipeline:
         self._writer.reading(reading.device, reading.metrics, stamp >> LOGICAL_BITS)
         if self._forward:
             self._forward_reading(reading, stamp)
+        if self._unflushed_ns and time.perf_counter_ns() - self._unflushed_ns > FLUSH_AFTER_NS:
+            await asyncio.sleep(0)  # the flusher writes, then `settle` runs
 
     async def _act(self, firing: Firing, reading: Reading, stamp: int, received_ns: int) -> None:
-        cmd = await self._actuator.fire(firing, traceparent=child_of(reading.traceparent))
-        latency_us = (time.perf_counter_ns() - received_ns) // 1000
+        cmd = await self._actuator.fire(firing, traceparent=child_span(reading.traceparent))
+        now_ns = time.perf_counter_ns()
+        latency_us = (now_ns - received_ns) // 1000
         self._metrics.latency.observe_us(latency_us)
-        # Let the broker client write the command before we spend time on the audit
-        # record: this yield is what keeps the bookkeeping off the reflex latency.
-        await asyncio.sleep(0)
+        if not self._fired:
+            # Scheduled after the flusher the publish woke: the command is on the socket
+            # before its decision costs anything.
+            asyncio.get_running_loop().call_soon(self.settle)
+            self._unflushed_ns = now_ns
+        self._fired.append(_Fired(firing, reading, cmd, stamp, latency_us))
+
+    def settle(self) -> None:
+        """Record the decisions of the commands sent so far; never raises.
+
+        Runs by itself a loop turn after the first of them; every flush of the audit
+        writer calls it first (it is the writer's feeder) and so does the daemon's
+        drain, so nothing sent goes unrecorded or unsubmitted."""
+        fired, self._fired = self._fired, []
+        self._unflushed_ns = 0
+        for item in fired:
+            try:
+                self._record(item)
+            except Exception:
+                self._metrics.errors["handler"] += 1
+                log.exception(
+                    "decision on %s/%d not recorded", item.reading.device, item.reading.seq
+                )
+
+    def _record(self, item: _Fired) -> None:
+        firing, reading, cmd = item.firing, item.reading, item.command
+        # model_construct with every defaulted field given: a default factory would cost
+        # pydantic an `inspect.signature` call per decision.
         decision = Decision.model_construct(
+            decision_id=new_id(),
             gw=self.gateway,
             device=reading.device,
             source=firing.source,
@@ -110,8 +166,9 @@ class Pipeline:
             score=firing.score,
             threshold=firing.threshold,
             command=cmd,
-            latency_us=latency_us,
-            hlc=stamp,
+            latency_us=item.latency_us,
+            ts_ms=now_ms(),
+            hlc=item.stamp,
             reading_seq=reading.seq,
             traceparent=cmd.traceparent,
         )

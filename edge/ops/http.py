@@ -15,8 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
+from edge.ops.metrics import CONTENT_TYPE
 from shared.compat import timeout
 
 log = logging.getLogger(__name__)
@@ -26,30 +25,33 @@ REQUEST_TIMEOUT_S = 5.0
 MAX_REQUEST_BYTES = 8 * 1024
 
 Health = Callable[[], dict[str, Any]]
+Metrics = Callable[[], bytes]
 
 
 class OpsServer:
-    """Bind with `await start()`, then run `serve()` as a task; cancel it to stop."""
+    """`await start()` listens (connections are accepted from then on), then run
+    `serve()` as a task; cancelling it closes the listening socket."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health) -> None:
+    def __init__(self, host: str, port: int, metrics: Metrics, health: Health) -> None:
         self._host = host
         self._port = port
-        self._registry = registry
+        self._metrics = metrics
         self._health = health
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
+        # Accepting from here on, not from the first turn of `serve()`: the daemon says
+        # "ready" (and READY=1 to systemd) right after this, and a probe may come at once.
         self._server = await asyncio.start_server(
-            self._handle, self._host, self._port, limit=MAX_REQUEST_BYTES, start_serving=False
+            self._handle, self._host, self._port, limit=MAX_REQUEST_BYTES, start_serving=True
         )
+        if self._server.sockets:
+            self._port = self._server.sockets[0].getsockname()[1]
 
     @property
     def port(self) -> int:
         """The bound port (the one the kernel chose when configured with 0)."""
-        if self._server is None or not self._server.sockets:
-            return self._port
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        return self._port
 
     async def serve(self) -> None:
         """Serve until cancelled; the listening socket is closed on the way out."""
@@ -59,7 +61,14 @@ class OpsServer:
         try:
             await self._server.serve_forever()
         finally:
-            self._server.close()
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop listening (also when `serve()` never ran). Safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -81,7 +90,7 @@ class OpsServer:
             return 405, "text/plain", b"only GET\n"
         path = parts[1].split(b"?", 1)[0]
         if path == b"/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            return 200, CONTENT_TYPE, self._metrics()
         if path == b"/healthz":
             health = self._health()
             status = 200 if health.get("ok") else 503

@@ -1,4 +1,4 @@
-"""The gateway's SQLite state (`<state_dir>/edge.db`) through sqlite-utils.
+"""The gateway's SQLite state (`<state_dir>/edge.db`), through the stdlib `sqlite3`.
 
     decisions    reflex decisions: rule/model, version, inputs, latency, the command sent
     actions      every command sent or refused, whatever asked for it
@@ -13,6 +13,12 @@ WAL mode. Audit batches commit with synchronous=NORMAL (a power cut may lose the
 batch, never corrupt the file); twin writes switch to FULL, since a lost applied version
 would make the gateway re-apply or report a state it does not have. Every method blocks:
 the daemon calls them through `AsyncStore`, on one thread.
+
+The statements are plain SQL over `sqlite3`, with the schema sqlite-utils created
+before (same tables, types, keys and index names, so existing files open unchanged).
+sqlite-utils itself costs a rules-only gateway ~3 MB of its 50 MB (with dateutil,
+pluggy and ctypes) and, per audit batch, Python time that holds the GIL against the
+reflex loop; it is loaded only for `EdgeStore.db`, which the local agent queries.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +107,39 @@ ON CONFLICT (session) DO UPDATE SET epoch = max(fencing.epoch, excluded.epoch)
 """
 
 
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "FLOAT", bytes: "BLOB"}
+
+
+def _create_table(name: str, columns: Mapping[str, type], pk: str | tuple[str, ...]) -> str:
+    """The CREATE TABLE sqlite-utils' `table.create(columns, pk=pk)` writes."""
+    lines = [
+        f"   [{col}] {_SQL_TYPES[kind]}{' PRIMARY KEY' if col == pk else ''}"
+        for col, kind in columns.items()
+    ]
+    if isinstance(pk, tuple):
+        lines.append(f"   PRIMARY KEY ({', '.join(f'[{col}]' for col in pk)})")
+    body = ",\n".join(lines)
+    return f"CREATE TABLE IF NOT EXISTS [{name}] (\n{body}\n)"
+
+
+def _insert(table: str, columns: Iterable[str], verb: str = "INSERT") -> str:
+    cols = list(columns)
+    names = ", ".join(f"[{c}]" for c in cols)
+    return f"{verb} INTO [{table}] ({names}) VALUES ({', '.join(f':{c}' for c in cols)})"
+
+
+_DECISION_COLUMNS = tuple(_TABLES["decisions"][0])
+_INSERT_DECISION = _insert("decisions", _DECISION_COLUMNS, "INSERT OR REPLACE")
+_INSERT_ACTION = _insert("actions", _TABLES["actions"][0], "INSERT OR REPLACE")
+_INSERT_QUARANTINE = _insert("quarantine", [c for c in _TABLES["quarantine"][0] if c != "id"])
+_TWIN_COLUMNS = tuple(_TABLES["twin"][0])
+_UPDATE_TWIN = ", ".join(f"[{c}] = excluded.[{c}]" for c in _TWIN_COLUMNS if c != "device")
+_UPSERT_TWIN = (
+    f"{_insert('twin', _TWIN_COLUMNS)} ON CONFLICT ([device]) DO UPDATE SET {_UPDATE_TWIN}"
+)
+_INSERT_TICKET = _insert("tickets", _TABLES["tickets"][0], "INSERT OR IGNORE")
+
+
 class EdgeStore:
     """Blocking access to the gateway database; one instance per thread."""
 
@@ -108,32 +147,49 @@ class EdgeStore:
         self.path = path
         self._max_quarantine = max_quarantine
         self._max_decisions = max_decisions
-        sqlite_utils = import_sqlite_utils()
+        self._db: Database | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db: Database = sqlite_utils.Database(path, execute_plugins=False)
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._create_tables()
+            self.conn = sqlite3.connect(path)
         except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        try:
+            self.conn.execute("PRAGMA journal_mode=wal")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._create_tables()
+        except sqlite3.Error as exc:
+            self.conn.close()
             raise StoreError(f"cannot open {path}: {exc}") from exc
 
     @classmethod
     def in_dir(cls, state_dir: Path, *, max_quarantine: int, max_decisions: int) -> EdgeStore:
         return cls(state_dir / DB_FILE, max_quarantine=max_quarantine, max_decisions=max_decisions)
 
+    @property
+    def db(self) -> Database:
+        """The same connection as a sqlite-utils `Database`, for ad-hoc queries (the
+        local agent); sqlite-utils is imported on first use."""
+        if self._db is None:
+            sqlite_utils = import_sqlite_utils()
+            self._db = sqlite_utils.Database(self.conn, execute_plugins=False)
+        return self._db
+
     def _create_tables(self) -> None:
-        for name, (columns, pk) in _TABLES.items():
-            self.db.table(name).create(columns, pk=pk, if_not_exists=True)
-        self.db.table("decisions").create_index(["device", "ts_ms"], if_not_exists=True)
+        with self.conn:
+            for name, (columns, pk) in _TABLES.items():
+                self.conn.execute(_create_table(name, columns, pk))
+            self.conn.execute(
+                "CREATE INDEX IF NOT EXISTS [idx_decisions_device_ts_ms] "
+                "ON [decisions] ([device], [ts_ms])"
+            )
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[None]:
         try:
-            with self.db.atomic():
+            with self.conn:
                 yield
         except sqlite3.Error as exc:
             raise StoreError(f"{what}: {exc}") from exc
@@ -142,19 +198,18 @@ class EdgeStore:
 
     def write(self, batch: AuditBatch) -> None:
         """Commit one batch in one transaction, then trim the bounded tables."""
+        conn = self.conn
         with self._transaction("audit batch"):
             if batch.decisions:
-                self.db.table("decisions").insert_all(
-                    map(_decision_row, batch.decisions), replace=True
-                )
+                conn.executemany(_INSERT_DECISION, map(_decision_row, batch.decisions))
             if batch.actions:
-                self.db.table("actions").insert_all(map(_action_row, batch.actions), replace=True)
+                conn.executemany(_INSERT_ACTION, map(_action_row, batch.actions))
             if batch.quarantine:
-                self.db.table("quarantine").insert_all(e.row() for e in batch.quarantine)
+                conn.executemany(_INSERT_QUARANTINE, (e.row() for e in batch.quarantine))
             if batch.rollups:
-                self.db.conn.executemany(_MERGE_ROLLUP, map(_rollup_row, batch.rollups))
+                conn.executemany(_MERGE_ROLLUP, map(_rollup_row, batch.rollups))
             if batch.fencing:
-                self.db.conn.executemany(_RAISE_EPOCH, batch.fencing.items())
+                conn.executemany(_RAISE_EPOCH, batch.fencing.items())
             self._trim()
 
     def _trim(self) -> None:
@@ -163,7 +218,7 @@ class EdgeStore:
             ("decisions", self._max_decisions),
             ("actions", self._max_decisions),
         ):
-            self.db.execute(
+            self.conn.execute(
                 f"DELETE FROM {table} WHERE rowid <= (SELECT max(rowid) FROM {table}) - ?",
                 [keep],
             )
@@ -172,42 +227,43 @@ class EdgeStore:
     def _durable(self, what: str) -> Iterator[None]:
         """A transaction on disk before it returns (synchronous=FULL): what the gateway
         reports up as done must survive a power cut."""
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA synchronous=FULL")
         try:
             with self._transaction(what):
                 yield
         finally:
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
 
     def save_twin(self, twin: TwinRecord) -> None:
         """Durable before it returns: the gateway reports it applied."""
         with self._durable(f"twin of {twin.device}"):
-            self.db.table("twin").upsert(_twin_row(twin), pk="device")
+            self.conn.execute(_UPSERT_TWIN, _twin_row(twin))
 
     def open_ticket(self, ticket: TicketRecord) -> dict[str, Any]:
         """Insert the ticket unless its ref exists; the stored row either way (durable)."""
         with self._durable(f"ticket {ticket.ref}"):
-            self.db.table("tickets").insert(ticket.row(), pk="ref", ignore=True)
-        return dict(self.db.table("tickets").get(ticket.ref))
+            self.conn.execute(_INSERT_TICKET, ticket.row())
+        [row] = self._rows("SELECT * FROM tickets WHERE ref = ?", [ticket.ref])
+        return row
 
     def cancel_ticket(self, ref: str, cmd_id: str, at_ms: int) -> dict[str, Any] | None:
         """Mark an open ticket cancelled (durable); the row, or None for an unknown ref."""
         with self._durable(f"ticket {ref}"):
-            self.db.execute(
+            self.conn.execute(
                 "UPDATE tickets SET status = 'cancelled', closed_ms = ?, closed_by = ? "
                 "WHERE ref = ? AND status = 'open'",
                 [at_ms, cmd_id, ref],
             )
-        rows = list(self.db.table("tickets").rows_where("ref = ?", [ref]))
+        rows = self._rows("SELECT * FROM tickets WHERE ref = ?", [ref])
         return rows[0] if rows else None
 
     # -- reads -------------------------------------------------------------------------
 
     def twins(self) -> dict[str, TwinRecord]:
-        return {row["device"]: _twin_record(row) for row in self.db.table("twin").rows}
+        return {row["device"]: _twin_record(row) for row in self._rows("SELECT * FROM twin")}
 
     def fencing(self) -> dict[str, int]:
-        return {row["session"]: row["epoch"] for row in self.db.table("fencing").rows}
+        return {row["session"]: row["epoch"] for row in self._rows("SELECT * FROM fencing")}
 
     def decisions(self, device: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return self._recent("decisions", device, limit)
@@ -224,20 +280,22 @@ class EdgeStore:
 
     def rollups(self, device: str, since_ms: int = 0) -> list[dict[str, Any]]:
         """Per-minute min/max/mean/count of `device`, oldest first (what the agent reads)."""
-        return list(
-            self.db.table("rollups").rows_where(
-                "device = ? AND minute_ms >= ?",
-                [device, since_ms],
-                order_by="minute_ms, metric",
-                select="device, metric, minute_ms, min, max, mean, count",
-            )
+        return self._rows(
+            "SELECT device, metric, minute_ms, min, max, mean, count FROM rollups "
+            "WHERE device = ? AND minute_ms >= ? ORDER BY minute_ms, metric",
+            [device, since_ms],
         )
 
     def _recent(self, table: str, device: str | None, limit: int) -> list[dict[str, Any]]:
-        where, args = ("device = ?", [device]) if device is not None else (None, [])
-        return list(
-            self.db.table(table).rows_where(where, args, order_by="rowid DESC", limit=limit)
+        where, args = ("WHERE device = ? ", [device]) if device is not None else ("", [])
+        return self._rows(
+            f"SELECT * FROM [{table}] {where}ORDER BY rowid DESC LIMIT ?", [*args, limit]
         )
+
+    def _rows(self, sql: str, args: Iterable[object] = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, list(args))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _decision_row(d: Decision) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Appending never awaits. The writer wakes when something is pending, lets a batch
 for `flush_interval`, and commits it in one transaction on the store's thread. If the
 disk falls behind, the in-memory queues keep the newest `MAX_PENDING` entries of each
 kind and count what they dropped: the reflex must not stall for its own audit trail.
+
+A part that hands its records over later than it acts (the reflex pipeline records a
+decision only after its command left) registers a feeder: `flush()` calls it first, so
+what a flush commits includes everything done before it was called.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from edge.errors import StoreError
@@ -41,6 +45,7 @@ class AuditWriter:
         self._rollups = RollupBook()
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._feeders: list[Callable[[], None]] = []
         self.flushed = 0
         self.dropped = 0
         self.errors = 0
@@ -71,6 +76,10 @@ class AuditWriter:
         queue.append(item)
         self._dirty.set()
 
+    def add_feeder(self, feed: Callable[[], None]) -> None:
+        """Have `flush()` call `feed()` first: it hands over what it still holds."""
+        self._feeders.append(feed)
+
     # -- the writer task ---------------------------------------------------------------
 
     async def run(self) -> None:
@@ -84,6 +93,8 @@ class AuditWriter:
 
     async def flush(self) -> None:
         """Commit everything pending now; a store error is logged and counted."""
+        for feed in self._feeders:
+            feed()
         async with self._lock:
             batch = self._take()
             if not len(batch):

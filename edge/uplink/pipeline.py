@@ -1,7 +1,9 @@
 """Pipelined JetStream publishing: send a batch, then settle every PubAck at once.
 
 An awaited publish costs a round trip each (near 5k msgs/s on a gateway); sending a
-whole batch and awaiting the PubAcks together reaches ~20k/s. JetStream's publish
+whole batch and awaiting the PubAcks together reaches ~20k/s. `send()` returns a
+`Flight` at once, so a caller can have several batches in flight and `settle()` them
+in order (the forwarder); `publish_all()` is the two together. JetStream's publish
 protocol is a plain NATS publish with a reply subject, answered by a PubAck (or an
 error) on that subject (ADR-22), so one wildcard reply subscription serves every
 message of every batch.
@@ -48,6 +50,21 @@ class PubAckTimeout(asyncio.TimeoutError):
     """No PubAck within the deadline: the message may or may not be stored."""
 
 
+@dataclass(slots=True)
+class Flight:
+    """A batch sent, its PubAcks on their way. `settle()` it exactly once."""
+
+    futures: list[asyncio.Future[None]]
+    tokens: list[str]
+    size: int
+    """Messages in the batch; those past `len(futures)` were never sent (`cut`)."""
+    deadline: float
+    """Loop time after which a missing PubAck is a `PubAckTimeout`."""
+    timeout_s: float
+    cut: BaseException | None = None
+    """What stopped the sending part-way (the connection closed or draining)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One JetStream publish. `headers` is handed to nats-py as is (it does not copy)."""
@@ -92,27 +109,44 @@ class Publisher:
         Never raises for a failed message: a batch cut short by the connection (closed,
         draining) reports the unsent rest with that error.
         """
-        futures: list[asyncio.Future[None]] = []
-        tokens: list[str] = []
-        cut: BaseException | None = None
+        return await self.settle(await self.send(batch, timeout_s))
+
+    async def send(self, batch: Sequence[Outgoing], timeout_s: float) -> Flight:
+        """Publish `batch` without waiting for its PubAcks; never raises a `NatsError`."""
+        loop = asyncio.get_running_loop()
+        flight = Flight([], [], len(batch), loop.time() + timeout_s, timeout_s)
         try:
-            try:
-                for out in batch:
-                    token = self._token()
-                    futures.append(await self._send(out, token))
-                    tokens.append(token)
-            except NatsError as exc:
-                cut = exc
-            if futures:
-                await asyncio.wait(futures, timeout=timeout_s)
+            for out in batch:
+                token = self._token()
+                flight.futures.append(await self._send(out, token))
+                flight.tokens.append(token)
+        except NatsError as exc:
+            flight.cut = exc
+        except BaseException:
+            self.forget(flight)
+            raise
+        return flight
+
+    async def settle(self, flight: Flight) -> list[BaseException | None]:
+        """Wait for `flight`'s PubAcks until its deadline; one outcome per message."""
+        try:
+            remaining = flight.deadline - asyncio.get_running_loop().time()
+            pending = [fut for fut in flight.futures if not fut.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.0, remaining))
         finally:  # on time-out and on cancellation: forget what is still pending
-            for token in tokens:
-                fut = self._pending.pop(token, None)
-                if fut is not None:
-                    fut.cancel()
-        outcomes = [_outcome(fut, timeout_s) for fut in futures]
-        outcomes.extend(cut for _ in range(len(batch) - len(futures)))
+            self.forget(flight)
+        outcomes = [_outcome(fut, flight.timeout_s) for fut in flight.futures]
+        outcomes.extend(flight.cut for _ in range(flight.size - len(flight.futures)))
         return outcomes
+
+    def forget(self, flight: Flight) -> None:
+        """Stop waiting for what `flight` still expects (a PubAck arriving later is
+        ignored). Safe to call twice."""
+        for token in flight.tokens:
+            fut = self._pending.pop(token, None)
+            if fut is not None:
+                fut.cancel()
 
     def _token(self) -> str:
         self._next += 1

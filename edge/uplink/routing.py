@@ -15,9 +15,9 @@ re-send (MQTT 3.1.1 §4.3.2, DUP) is absorbed too. The payload crosses unchanged
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 
+from edge.ingest.ids import child_span
 from edge.uplink.pipeline import Outgoing
 from shared import codec, subjects, trace
 from shared.errors import DecodeError
@@ -61,8 +61,11 @@ def route(
         kind, device = parts[2], parts[3]
         headers = headers or {}
         mid = headers.get(MSG_ID) or message_id(gateway, device, kind, stream_seq)
-        parent = headers.get(TRACEPARENT)  # unchecked: child_of validates it
-        span = trace.child_of(parent) if parent else trace.new_traceparent()
+        parent = headers.get(TRACEPARENT)  # unchecked until here
+        if parent is not None and trace.is_valid(parent):
+            span = child_span(parent)
+        else:
+            span = trace.new_traceparent()
     else:
         raise Unroutable(f"subject {subject!r}")
     if not subjects.is_valid_id(device) or kind not in subjects.UPLINK_TYPES:
@@ -78,14 +81,6 @@ def route(
             HLC: str(hlc),
         },
     )
-
-
-def child_span(traceparent: str) -> str:
-    """A new span of a `traceparent` the codec has validated: same version, trace id and
-    flags, a new parent-id (W3C trace-context §3.2). No regex and no syscall: this runs
-    for every forwarded reading."""
-    span = random.getrandbits(64) or 1  # an all-zero parent-id is invalid (§3.2.2.3)
-    return f"{traceparent[:36]}{span:016x}{traceparent[52:]}"
 
 
 def _device_key(

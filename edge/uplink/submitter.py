@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # Items published per round; PubAcks are settled together.
 ROUND = 512
+# A submit waits this long for others to share its round: a decision per fired reading
+# then costs the leaf connection one write and one settlement per LINGER_S, not one each.
+LINGER_S = 0.01
 # Memory bound while the leaf itself is unreachable (~100 MB of 1 KiB decisions).
 MAX_QUEUED = 100_000
 # A leaf that does not answer after this many rounds is down for longer than a restart;
@@ -94,6 +97,10 @@ class Submitter:
     async def run(self) -> None:
         while True:
             await self._wake.wait()
+            if len(self._queue) < ROUND:
+                # A batching window, not a wait for state: whatever is submitted in it
+                # shares the round.
+                await asyncio.sleep(LINGER_S)
             self._wake.clear()
             while self._queue:
                 await self._round()

@@ -32,6 +32,7 @@ from nats.js.errors import NotFoundError
 
 from edge.errors import UplinkError
 from edge.uplink import forwarder as fwd
+from edge.uplink.acks import Connect, same_server
 from edge.uplink.backoff import Backoff
 from edge.uplink.config import UplinkConfig
 from edge.uplink.forwarder import Forwarder
@@ -58,7 +59,10 @@ RESTART_MAX_S = 5.0
 
 
 class Uplink(Service):
-    """Leaf store-and-forward to the hub. `nc` is a connection to the gateway's LEAF."""
+    """Leaf store-and-forward to the hub. `nc` is a connection to the gateway's LEAF.
+
+    `purge_connect` opens the forwarder's own connection to the same leaf (see
+    `edge.uplink.acks`); by default like `nc` (URL, user, password, token, TLS)."""
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class Uplink(Service):
         cfg: UplinkConfig,
         *,
         clock: HybridLogicalClock | None = None,
+        purge_connect: Connect | None = None,
     ) -> None:
         subjects.check_id(gateway, "gateway id")
         self._gateway = gateway
@@ -75,7 +80,10 @@ class Uplink(Service):
         clock = clock or HybridLogicalClock()
         self._publisher = Publisher(nc)
         self._submitter = Submitter(gateway, cfg, self._counters, self._publisher)
-        self._forwarder = Forwarder(nc, gateway, cfg, self._counters, clock, self._publisher)
+        self._forwarder = Forwarder(
+            nc, gateway, cfg, self._counters, clock, self._publisher,
+            purge_connect or same_server(nc),
+        )  # fmt: skip
         self._leaf = nc.jetstream(domain=subjects.gateway_domain(gateway), timeout=PROBE_TIMEOUT_S)
         self._hub = nc.jetstream(domain=subjects.HUB_DOMAIN, timeout=PROBE_TIMEOUT_S)
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +155,7 @@ class Uplink(Service):
         task, self._task = self._task, None
         if task is not None:
             await cancel_until_done(task, self._children)
+        await self._forwarder.aclose()
         await self._publisher.aclose()
 
     # -- tasks -----------------------------------------------------------------------

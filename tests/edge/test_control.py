@@ -216,12 +216,13 @@ async def test_configured_model_fires_through_the_daemon(
     config = edge_config(
         http={"enabled": False}, models=[{"name": "bearing", "action": "maintenance_alert"}]
     )
-    _, parts = await memory_daemon(config, scorer_loader=loader)
+    daemon, parts = await memory_daemon(config, scorer_loader=loader)
     for seq, value in enumerate([1.0, 2.0, 9.0]):
         await parts.source.inject(TOPIC, hot(seq, value, metric="vibration"))
     assert loaded == [None]
     [sent] = parts.sink.sent
     assert decode(sent.payload, Command).action == "maintenance_alert"
+    await daemon.flush()  # the decision is recorded once the command has left
     decision = decode(parts.uplink.of_kind("dec")[0].payload, Decision)
     assert (decision.source, decision.name, decision.version, decision.score) == (
         "model", "bearing", "9", 9.0,

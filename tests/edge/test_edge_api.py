@@ -32,9 +32,18 @@ def test_importing_edge_errors_does_not_load_the_daemon() -> None:
     assert run(code) == "[]"
 
 
-def test_a_rules_only_daemon_never_loads_numpy_onnxruntime_or_paho() -> None:
+# What a rules-only gateway does not need, and what each would cost its 50 MB budget.
+NOT_LOADED = (
+    "numpy", "onnxruntime", "paho",  # ONNX models and MQTT ingest only, when configured
+    "prometheus_client",  # ~2.4 MB: /metrics is written by edge.ops.metrics
+    "sqlite_utils",  # ~3 MB: the store speaks sqlite3; only the local agent loads it
+    "fastapi", "starlette", "uvicorn", "httpx",  # the cloud's
+)  # fmt: skip
+
+
+def test_a_rules_only_daemon_never_loads_what_it_does_not_use() -> None:
     code = (
-        "import sys, edge.cli, edge.daemon, edge.ingest.links, edge.store; "
-        "print(sorted(m for m in ('numpy', 'onnxruntime', 'paho') if m in sys.modules))"
+        "import sys, edge.cli, edge.daemon, edge.ingest.links, edge.store, edge.uplink; "
+        f"print(sorted(m for m in {NOT_LOADED!r} if m in sys.modules))"
     )
     assert run(code) == "[]"

@@ -25,6 +25,8 @@ from nats.js.errors import APIError
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.uplink import Uplink, UplinkConfig, routing
+from edge.uplink.acks import LocalAcks, same_server
+from edge.uplink.stats import UplinkCounters
 from shared import codec, streams, subjects, trace
 from shared.compat import TaskGroup, timeout
 from shared.messages import CommandAck, Decision, Reading
@@ -421,3 +423,48 @@ async def test_full_store_refuse_new_keeps_the_backlog_and_refuses_writes(
         await eventually(lambda: uplink.stats().forwarded == len(accepted), "all forwarded")
         assert uplink.stats().dropped_full == 0
     assert per_device(await fleet_messages(hub, "r")) == {"d0": accepted}
+
+
+# -- (7) local acks: one purge per forwarded run, never on a leaf that came back -------
+
+
+async def test_forwarded_runs_leave_the_leaf_by_purge_with_nothing_pending(
+    leaf: Client, hub: JetStreamContext
+) -> None:
+    sent = await publish_backlog(leaf, 200)
+    js = leaf.jetstream(domain=subjects.gateway_domain(GW))
+    async with Uplink(leaf, GW, FAST) as uplink:
+        await wait_fleet(hub, "r", 800)
+        await drained(uplink)
+        info = await js.consumer_info(subjects.UPLINK_STREAM, "forwarder")
+        assert (info.num_ack_pending, info.num_redelivered) == (0, 0)
+        assert uplink.stats().forwarded == 800
+    assert per_device(await fleet_messages(hub, "r")) == sent
+
+
+async def test_a_purge_never_reaches_a_leaf_that_restarted(
+    topology: LocalTopology, leaf: Client
+) -> None:
+    # A leaf killed before it wrote its last messages comes back with a shorter stream
+    # and gives their sequences to new ones: a purge computed before must not reach it.
+    await publish_backlog(leaf, 5)
+    acks = LocalAcks(same_server(leaf), f"$JS.{subjects.gateway_domain(GW)}.API",
+                     subjects.UPLINK_STREAM, UplinkCounters())  # fmt: skip
+    await acks.open()
+    try:
+        await topology.leaf.restart()
+        await topology.wait_linked()
+        await eventually(lambda: acks.broken, "the purge connection seen as lost")
+        await acks.through(20)  # as if the hub had stored all of them before the restart
+        await acks.retry()
+    finally:
+        await acks.aclose()
+    js = leaf.jetstream(domain=subjects.gateway_domain(GW))
+
+    async def stream_back() -> bool:
+        try:
+            return (await js.stream_info(subjects.UPLINK_STREAM)).state.messages == 20
+        except (APIError, asyncio.TimeoutError):
+            return False
+
+    await poll_until(stream_back, timeout_s=DEADLINE_S)
