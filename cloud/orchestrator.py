@@ -38,6 +38,7 @@ from cloud.dashboard import Dashboard
 from cloud.ingest.consumer import IngestConsumer
 from cloud.readmodel.db import ReadModel
 from cloud.readmodel.projector import Projector
+from cloud.sessions import SessionManager, start_sessions
 from cloud.twins.desired import DesiredService
 from cloud.twins.reconcile import Reconciler
 from cloud.twins.store import TwinStore
@@ -70,6 +71,7 @@ class Orchestrator(Service):
         self._supervisor: asyncio.Task[None] | None = None
         self._api: ApiServer | None = None
         self._dashboard: Dashboard | None = None
+        self._sessions: SessionManager | None = None
         self._planner: PlannerService | None = None
         self._undo_plans: Callable[[], None] = lambda: None
         self._readmodel: ReadModel | None = None
@@ -131,6 +133,9 @@ class Orchestrator(Service):
         async with timeout(READY_TIMEOUT_S):
             await self.projector.twins_loaded.wait()
         self._planner = await self._start_planner(js)
+        assert self._nc is not None
+        # Accepts sessions handed over by gateways (needs the leases bucket: after ensure_hub).
+        self._sessions = await start_sessions(self._nc, self.replica)
         app = create_app(self._api_deps())
         assert self._nc is not None
         self._dashboard = await Dashboard.attach(app, self._nc)
@@ -238,6 +243,7 @@ class Orchestrator(Service):
             metrics=self.metrics,
             health=self._health,
             planner=self._planner,
+            sessions=self._sessions,
             max_body_bytes=self.config.http.max_body_bytes,
         )
 
@@ -313,6 +319,9 @@ class Orchestrator(Service):
         self._undo_plans()
         if planner is not None:
             await planner.aclose()
+        sessions, self._sessions = self._sessions, None
+        if sessions is not None:
+            await sessions.aclose()
         self.bus.close()  # ends SSE streams, so the API's graceful stop is quick
         if self._api is not None:
             await self._api.aclose()

