@@ -26,11 +26,8 @@ from shared.agent.llama_gen import Piece, build_prompt, generate
 from shared.agent.prompt import ToolCallParser
 from shared.messages import ChatMessage
 
-# Hand over by time: every wake-up of the loop costs ~26 µs of GIL trading, which on a
-# fast model is most of a token's time (measured by `baton bench --only llm`). 15 ms is
-# below what a reader notices; the token cap only bounds a batch on a very fast model.
-HANDOVER_TOKENS = 256
-HANDOVER_S = 0.015
+HANDOVER_TOKENS = 8
+HANDOVER_S = 0.02
 _END = object()
 
 
