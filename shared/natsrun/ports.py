@@ -9,6 +9,7 @@ into a clear `PortInUse` instead of a server that never comes up.
 from __future__ import annotations
 
 import errno
+import random
 import socket
 
 from shared.errors import PortInUse
@@ -16,12 +17,35 @@ from shared.errors import PortInUse
 HOST = "127.0.0.1"
 
 
+# Ports are picked below the kernel's ephemeral range: a port taken from that range (by
+# binding port 0) can be handed to some client's outgoing connection between the pick
+# and nats-server binding it, which made busy test runs fail with PortInUse.
+_LOW_PORT = 10_000
+_PICK_TRIES = 200
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port on `host` that nothing listens on right now."""
+    """A TCP port on `host` that nothing listens on right now, outside the ephemeral range."""
+    high = _ephemeral_low() - 1
+    for _ in range(_PICK_TRIES):
+        port = _random.randint(_LOW_PORT, high)
+        if is_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        picked: int = sock.getsockname()[1]
+        return picked
+
+
+_random = random.SystemRandom()
 
 
 def is_free(port: int, host: str = HOST) -> bool:
