@@ -79,41 +79,49 @@ def uplink_stream(
     )
 
 
-def fleet_stream(replicas: int = 1) -> StreamConfig:
+def _hub_stream(
+    name: str, description: str, subject: str, replicas: int, max_age_s: float | None
+) -> StreamConfig:
+    """A hub stream: file storage, limits retention, the dedupe window, R`replicas`."""
     return StreamConfig(
-        name=subjects.FLEET_STREAM,
-        description="readings, decisions and events forwarded by gateways",
-        subjects=[subjects.FLEET_ALL],
+        name=name,
+        description=description,
+        subjects=[subject],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
-        max_age=FLEET_MAX_AGE_S,
+        max_age=max_age_s,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=replicas,
+    )
+
+
+def fleet_stream(replicas: int = 1) -> StreamConfig:
+    return _hub_stream(
+        subjects.FLEET_STREAM,
+        "readings, decisions and events forwarded by gateways",
+        subjects.FLEET_ALL,
+        replicas,
+        FLEET_MAX_AGE_S,
     )
 
 
 def downlink_stream(replicas: int = 1) -> StreamConfig:
-    return StreamConfig(
-        name=subjects.DOWNLINK_STREAM,
-        description="commands, desired state and rule/model updates for gateways",
-        subjects=[subjects.DOWNLINK_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=DOWNLINK_MAX_AGE_S,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        num_replicas=replicas,
+    return _hub_stream(
+        subjects.DOWNLINK_STREAM,
+        "commands, desired state and rule/model updates for gateways",
+        subjects.DOWNLINK_ALL,
+        replicas,
+        DOWNLINK_MAX_AGE_S,
     )
 
 
 def sessions_stream(replicas: int = 1) -> StreamConfig:
-    return StreamConfig(
-        name=subjects.SESSIONS_STREAM,
-        description="audit log of every agent session event",
-        subjects=[subjects.SESSIONS_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_S,
-        num_replicas=replicas,
+    return _hub_stream(
+        subjects.SESSIONS_STREAM,
+        "audit log of every agent session event",
+        subjects.SESSIONS_ALL,
+        replicas,
+        None,
     )
 
 
