@@ -3,9 +3,10 @@
     decode (shared.codec) ─ fail ─▶ quarantine: counted by reason, kept in memory for
       │                              the writer, and the next reading goes on
       ▼
-    HLC stamp ─▶ reflex engine ─▶ actuator.fire ─▶ command published
-                                        └─▶ (after its bytes left) Decision ─▶ audit
-                                            writer + uplink.submit("dec")
+    HLC stamp ─▶ rules ─▶ actuator.fire ─▶ command published
+                 │                  └─▶ (after its bytes left) Decision ─▶ audit
+                 │                      writer + uplink.submit("dec")
+                 └─▶ models (ONNX) ─▶ the same, once the rules' commands have left
 
 Nothing here awaits the disk, the uplink or a model server; the only await is the
 command publish into the broker client's buffer. The decision of a fired reading is
@@ -111,11 +112,17 @@ class Pipeline:
     async def _process(self, reading: Reading, received_ns: int) -> None:
         stamp = self._clock.now()
         self._metrics.readings["ok"] += 1
-        firings = self.engine.evaluate(
-            reading.device, reading.dclass, reading.metrics, reading.ts_ms, received_ns / 1e9
-        )
-        for firing in firings:
+        engine, now_s = self.engine, received_ns / 1e9
+        device, dclass, metrics = reading.device, reading.dclass, reading.metrics
+        for firing in engine.evaluate_rules(device, dclass, metrics, reading.ts_ms, now_s):
             await self._act(firing, reading, stamp, received_ns)
+        if engine.models:
+            if self._fired:
+                # A rule's command leaves before the models' inference (tens of µs each):
+                # one loop turn, and the flusher has written it.
+                await asyncio.sleep(0)
+            for firing in engine.evaluate_models(device, dclass, metrics, now_s):
+                await self._act(firing, reading, stamp, received_ns)
         self._writer.reading(reading.device, reading.metrics, stamp >> LOGICAL_BITS)
         if self._forward:
             self._forward_reading(reading, stamp)

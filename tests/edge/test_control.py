@@ -227,3 +227,24 @@ async def test_configured_model_fires_through_the_daemon(
     assert (decision.source, decision.name, decision.version, decision.score) == (
         "model", "bearing", "9", 9.0,
     )  # fmt: skip
+
+
+async def test_a_rules_command_is_sent_before_the_model_scores_the_reading(
+    memory_daemon: Start, edge_config: ConfigFactory
+) -> None:
+    sent_when_scored: list[int] = []
+    parts_box: list[Any] = []
+
+    class WatchingScorer(FakeScorer):
+        def score(self, window: Sequence[Sequence[float]]) -> float:
+            sent_when_scored.append(len(parts_box[0].sink.sent))
+            return 0.0
+
+    rule = {"name": "hot", "metric": "vibration", "above": 5.0, "cooldown_s": 0, "action": "fan"}
+    config = edge_config(http={"enabled": False}, rules=[rule], models=[{"name": "bearing"}])
+    _, parts = await memory_daemon(config, scorer_loader=lambda _path: WatchingScorer())
+    parts_box.append(parts)
+    for seq, value in enumerate([1.0, 2.0, 9.0]):  # the rule fires on the third
+        await parts.source.inject(TOPIC, hot(seq, value, metric="vibration"))
+    # The model's inference (tens of µs) no longer delays the rule's command.
+    assert sent_when_scored == [0, 1]  # scored from the second reading (window 2)
