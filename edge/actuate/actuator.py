@@ -17,6 +17,7 @@ from typing import Literal
 
 from edge.actuate.guard import ActuationGuard
 from edge.errors import GuardRefused
+from edge.ingest.ids import new_id
 from edge.ingest.ports import CommandSink, UplinkSink
 from edge.ops.metrics import EdgeMetrics
 from edge.reflex.trigger import Firing
@@ -57,8 +58,10 @@ class Actuator:
         """Send a rule's or model's command now (no guard: the rules are the policy)."""
         issued = now_ms()
         # model_construct: every field comes from validated config or our own clock,
-        # and validation would cost the hot path tens of microseconds.
+        # and validation would cost the hot path tens of microseconds. Every defaulted
+        # field is given: a default factory costs pydantic an `inspect.signature` call.
         cmd = Command.model_construct(
+            cmd_id=new_id(),
             device=firing.device,
             gw=self.gateway,
             action=firing.action,
