@@ -4,11 +4,13 @@
         await d.wait()          # returns only if a background task fails
 
 Start order: SQLite state, the leaf connection, the uplink, the reflex engine, the
-writer and HTTP tasks, the downlink, and ingest last, so nothing arrives before the
-daemon can act on it. `aclose()` drains in reverse: stop ingest, close the downlink,
-flush the audit writer, `await uplink.flush()`, close the uplink, the connection, the
-store. The writer and HTTP server run as named tasks in one `TaskGroup`; the sources,
-the uplink and the downlink own theirs.
+writer and HTTP tasks, the downlink, ingest, so nothing arrives before the daemon can
+act on it, and last the session handoff (`edge.handoff.attach`), which attaches in the
+background once the hub's leases bucket answers: readiness never waits for the hub.
+`aclose()` drains in reverse: close the handoff (its sessions drain first), stop
+ingest, close the downlink, flush the audit writer, `await uplink.flush()`, close the
+uplink, the connection, the store. The writer and HTTP server run as named tasks in one
+`TaskGroup`; the sources, the uplink, the downlink and the handoff own theirs.
 
 The daemon is also the downlink's `DownlinkHandler` (`on_command`, `on_desired`,
 `on_rules`, `on_model`). A command whose action is the gateway's own (`gw.*`, see
@@ -36,6 +38,7 @@ from nats.aio.client import Client
 from edge.actuate import ActuationGuard, Actuator, GatewayActions, GuardPolicy
 from edge.config import EdgeConfig
 from edge.errors import DeviceMismatch, RuleError
+from edge.handoff.attach import HandoffAttachment
 from edge.ingest import links
 from edge.ingest.pipeline import Pipeline
 from edge.ingest.ports import CommandSink, ReadingSource, UplinkHandle
@@ -79,6 +82,10 @@ class DaemonStats:
     rules_version: str
     uplink: Any = None
     """`edge.uplink.UplinkStats` when the uplink runs."""
+    handoff: str = "off"
+    """Whether the daemon hosts agent sessions: "attached", "waiting for hub" or "off"."""
+    sessions: int = 0
+    """Agent sessions it runs now."""
 
     @property
     def quarantined_total(self) -> int:
@@ -121,6 +128,7 @@ class EdgeDaemon(Service):
         self._twin: TwinKeeper | None = None
         self._pipeline: Pipeline | None = None
         self._http: OpsServer | None = None
+        self._handoff: HandoffAttachment | None = None
         self._runner: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._started_s = 0.0
@@ -139,6 +147,7 @@ class EdgeDaemon(Service):
             await self._start_background()
             await self._start_downlink()
             await self._start_ingest()
+            self._start_handoff()
         except BaseException:
             await self.aclose()
             raise
@@ -256,6 +265,21 @@ class EdgeDaemon(Service):
         assert self._source is not None and self._pipeline is not None
         await self._source.stop()
         self._pipeline.settle()  # the last commands' decisions, before the writer flushes
+
+    def _start_handoff(self) -> None:
+        """Host agent sessions once the hub answers (`[handoff]`; off without a leaf)."""
+        assert self._actuator is not None and self._writer is not None
+        uplink = self._uplink if self.config.uplink.enabled else None
+
+        def hub_reachable() -> bool | None:  # `UplinkStats.hub_connected`: a memory read
+            return getattr(uplink.stats(), "hub_connected", None) if uplink else None
+
+        self._handoff = HandoffAttachment(
+            self, nc=self._nc, guard=self._actuator.guard, fence=self._writer.fence,
+            uplink=hub_reachable if uplink is not None else None,
+        )  # fmt: skip
+        self._stack.push_async_callback(self._handoff.aclose)
+        self._handoff.start()
 
     async def _deliver(self, topic: str, data: bytes, received_ns: int) -> None:
         """`Deliver` of the ingest source: acks to the twin, readings to the hot path."""
@@ -400,6 +424,11 @@ class EdgeDaemon(Service):
     def http_port(self) -> int | None:
         return self._http.port if self._http is not None else None
 
+    @property
+    def handoff(self) -> HandoffAttachment | None:
+        """The session handoff: its `state`, its `EdgeHandoff` once `attached` is set."""
+        return self._handoff
+
     def stats(self) -> DaemonStats:
         m = self.metrics
         writer = self._writer
@@ -419,6 +448,8 @@ class EdgeDaemon(Service):
             rules=len(self.engine.rules),
             rules_version=self.engine.rules.version,
             uplink=self._uplink.stats() if self._uplink is not None else None,
+            handoff=self._handoff.state if self._handoff is not None else "off",
+            sessions=self._handoff.sessions if self._handoff is not None else 0,
         )
 
     def health(self) -> dict[str, Any]:
@@ -436,9 +467,12 @@ class EdgeDaemon(Service):
             "rules": len(self.engine.rules),
             "rules_version": self.engine.rules.version,
             "models": [m.name for m in self.engine.models],
+            "handoff": self._handoff.state if self._handoff is not None else "off",
+            "sessions": self._handoff.sessions if self._handoff is not None else 0,
         }
 
     def _gauges(self) -> Gauges:
+        hosting = self._hosting()
         up = links.uplink_health(self._uplink.stats() if self._uplink is not None else None)
         return Gauges(
             backlog=up["backlog_msgs"] if up else None,
@@ -447,7 +481,14 @@ class EdgeDaemon(Service):
             ready=self._ready,
             rules=len(self.engine.rules),
             audit_pending=self._writer.pending if self._writer else 0,
+            sessions_hosted=hosting,
+            sessions=self._handoff.sessions if self._handoff and hosting is not None else None,
         )
+
+    def _hosting(self) -> bool | None:
+        """1 attached, 0 waiting for the hub, absent when handoff is off."""
+        state = self._handoff.state if self._handoff is not None else "off"
+        return None if state == "off" else state == "attached"
 
     def _summary(self) -> dict[str, Any]:
         s = self.stats()

@@ -8,6 +8,10 @@ with the session, who owns it and its epoch. Commands:
     /status                the status line again
     /help                  these commands
     /quit                  leave (also end of input)
+
+The loop talks to a `Conversation`: the session in the gateway's daemon when one hosts
+sessions (`edge.handoff.daemon_session`: the chat is its client), else one this process
+runs itself (`LocalConversation`, with `edge.handoff.chat_handoff` for /handoff).
 """
 
 from __future__ import annotations
@@ -36,6 +40,26 @@ Echo = Callable[[str], None]
 HELP = "Commands: /handoff cloud|edge, /status, /help, /quit. Anything else is a question."
 
 
+class Conversation(Protocol):
+    """One chat session, wherever it runs."""
+
+    id: str
+    model: str
+    movable: bool  # whether /handoff can work here
+
+    def where(self) -> tuple[Side, int]:
+        """Who owns the session (its side) and the lease's epoch."""
+        ...
+
+    def ask(self, text: str) -> AsyncIterator[AgentEventBase]: ...
+
+    async def move(self, to: Side) -> None:
+        """Hand the session over; a `BatonError` says why it did not move."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 class ChatHandoff(Protocol):
     """What `edge.handoff.chat_handoff(nc, gateway)` returns, when that module exists."""
 
@@ -50,12 +74,46 @@ class ChatHandoff(Protocol):
     async def aclose(self) -> None: ...
 
 
-def find_handoff(nc: Any, gateway: str) -> ChatHandoff | None:
-    """The handoff engineer's chat hook, or None when this build has none."""
+class LocalConversation:
+    """A session this process runs (no daemon hosts it): asked directly while the edge
+    owns it, through `handoff` while the cloud does."""
+
+    def __init__(self, session: AgentSession, handoff: ChatHandoff | None) -> None:
+        self.session = session
+        self.id = session.id
+        self.model = session.backend.name
+        self.movable = handoff is not None
+        self._handoff = handoff
+
+    def where(self) -> tuple[Side, int]:
+        return self.session.owner, self.session.epoch
+
+    def ask(self, text: str) -> AsyncIterator[AgentEventBase]:
+        if self.session.owner != "edge" and self._handoff is not None:
+            return self._handoff.ask_remote(self.session, text)
+        return self.session.ask(text)
+
+    async def move(self, to: Side) -> None:
+        if self._handoff is None:
+            raise BatonError("handoff is not available here")
+        await self._handoff.move(self.session, to)
+
+    async def aclose(self) -> None:
+        if self._handoff is not None:
+            await self._handoff.aclose()
+
+
+def handoff_module() -> Any | None:
+    """`edge.handoff`, or None when this build has none."""
     try:
-        module = importlib.import_module("edge.handoff")
+        return importlib.import_module("edge.handoff")
     except ImportError:
         return None
+
+
+def find_handoff(nc: Any, gateway: str) -> ChatHandoff | None:
+    """The chat's own handoff hook (no daemon), or None when this build has none."""
+    module = handoff_module()
     factory = getattr(module, "chat_handoff", None)
     return factory(nc, gateway) if factory is not None and nc is not None else None
 
@@ -89,6 +147,10 @@ class Printer:
         self._echo(text)
         self._mid_line = not text.endswith("\n")
 
+    def note(self, line: str) -> None:
+        """A line of its own, after any answer in progress."""
+        self._line(line)
+
     def _line(self, line: str) -> None:
         self._end()
         self._echo(line + "\n")
@@ -99,28 +161,27 @@ class Printer:
             self._mid_line = False
 
 
-def status_line(session: AgentSession, model: str, hub: str) -> str:
+def status_line(conversation: Conversation, hub: str) -> str:
+    owner, epoch = conversation.where()
     return (
-        f"[session {session.id} · owner {session.owner} · epoch {session.epoch} · "
-        f"model {model} · hub {hub}]"
+        f"[session {conversation.id} · owner {owner} · epoch {epoch} · "
+        f"model {conversation.model} · hub {hub}]"
     )
 
 
 class ChatLoop:
     def __init__(
         self,
-        session: AgentSession,
+        conversation: Conversation,
         *,
         stdin: IO[str],
         echo: Echo,
-        handoff: ChatHandoff | None,
         hub: Callable[[], str],
     ) -> None:
-        self.session = session
+        self.conversation = conversation
         self._stdin = stdin
         self._echo = echo
         self._printer = Printer(echo)
-        self._handoff = handoff
         self._hub = hub
 
     async def run(self) -> None:
@@ -141,12 +202,11 @@ class ChatLoop:
         self._status()
 
     async def _answer(self, text: str) -> None:
-        if self.session.owner != "edge" and self._handoff is not None:
-            events = self._handoff.ask_remote(self.session, text)
-        else:
-            events = self.session.ask(text)
-        async for event in events:
-            self._printer.event(event)
+        try:
+            async for event in self.conversation.ask(text):
+                self._printer.event(event)
+        except BatonError as exc:  # the owner did not take the question (moving, gone)
+            self._printer.note(f"not answered: {exc}")
 
     async def _command(self, text: str) -> None:
         name, _, arg = text.partition(" ")
@@ -161,19 +221,20 @@ class ChatLoop:
         if to not in ("cloud", "edge"):
             self._echo("usage: /handoff cloud|edge\n")
             return
-        if self._handoff is None:
+        if not self.conversation.movable:
+            owner, _ = self.conversation.where()
             self._echo("Handoff is not available here (this build has no edge.handoff, or "
                        "there is no connection to the leaf); the session stays on the "
-                       f"{self.session.owner}.\n")  # fmt: skip
+                       f"{owner}.\n")  # fmt: skip
             return
         try:
-            await self._handoff.move(self.session, "cloud" if to == "cloud" else "edge")
+            await self.conversation.move("cloud" if to == "cloud" else "edge")
         except BatonError as exc:
             self._echo(f"handoff failed: {exc}\n")
         self._status()
 
     def _status(self) -> None:
-        self._echo(status_line(self.session, self.session.backend.name, self._hub()) + "\n")
+        self._echo(status_line(self.conversation, self._hub()) + "\n")
 
     async def _read(self) -> str | None:
         self._echo("you> ")

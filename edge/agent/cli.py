@@ -2,11 +2,20 @@
 
     baton chat --gateway GW [--config edge.toml] [--nats URL] [--model PATH] [--session ID]
 
-Runs beside the edge daemon: it reads the gateway's SQLite (rollups, decisions, twin,
-its own sessions), and through the leaf (`--nats`, default the config's) it hears live
-readings, actuates through the edge's guard and appends every event to the hub's audit
-stream. Without a model file (`--model` or `[agent] model_path`) it says so and answers
-from rules and data. Exit codes: 0, 2 for a bad config.
+When the gateway's edge daemon hosts sessions (it does once the hub answers, unless
+`[handoff] enabled = false`), the chat is its client: the session lives in the daemon,
+which answers the questions with its agent and moves it on `/handoff cloud|edge`; when
+the chat exits the session stays there, and the API or `baton handoff` can still move
+it. `--session ID` continues a session the daemon has (or had: it reopens it from the
+gateway's store).
+
+Without such a daemon (none runs, it waits for the hub, `--offline`) the chat runs the
+session itself, beside the daemon: it reads the gateway's SQLite (rollups, decisions,
+twin, its own sessions), and through the leaf (`--nats`, default the config's) it hears
+live readings, actuates through the edge's guard and appends every event to the hub's
+audit stream; `/handoff` then hosts the session in this process until it exits. Without
+a model file (`--model` or `[agent] model_path`) it says so and answers from rules and
+data. Exit codes: 0, 2 for a bad config.
 """
 
 from __future__ import annotations
@@ -21,12 +30,12 @@ import click
 from nats.aio.client import Client
 from pydantic import BaseModel, ValidationError
 
-from edge.agent.chat import ChatLoop, find_handoff
+from edge.agent.chat import ChatLoop, Conversation, LocalConversation, find_handoff, handoff_module
 from edge.agent.local import LocalAgent
 from edge.config import EdgeConfig
 from shared.agent import AgentConfig
 from shared.config import read_toml
-from shared.errors import ConfigError, TransportError
+from shared.errors import BatonError, ConfigError, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,10 @@ M = TypeVar("M", bound=BaseModel)
     "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="GGUF model file (overrides [agent] model_path).",
 )  # fmt: skip
-@click.option("--session", "session_id", default=None, help="Continue a stored session.")
+@click.option(
+    "--session", "session_id", default=None,
+    help="Continue this session: the daemon's, or one stored on the gateway.",
+)  # fmt: skip
 def chat(
     gateway: str | None,
     config_path: Path | None,
@@ -56,7 +68,12 @@ def chat(
     model: Path | None,
     session_id: str | None,
 ) -> None:
-    """Talk to the gateway's local agent (streamed answers, tools over local state)."""
+    """Talk to the gateway's local agent (streamed answers, tools over local state).
+
+    The session lives in the gateway's edge daemon when it hosts sessions, and stays
+    there when the chat exits; otherwise this process runs it. /handoff cloud|edge moves
+    it, /status shows who owns it and its epoch, /quit leaves.
+    """
     try:
         edge, agent = load_configs(config_path, gateway=gateway, nats_url=nats_url, model=model)
     except ConfigError as exc:
@@ -108,23 +125,46 @@ async def run_chat(
             click.echo(f"No leaf at {edge.nats_url} ({exc}): answering from local data; "
                        "actuation is off and events stay on this gateway.")  # fmt: skip
     try:
+        hosted = await _in_daemon(nc, edge, session_id) if nc is not None else None
+        if hosted is not None:
+            click.echo(f"Session {hosted.id} lives in the edge daemon of {edge.gateway}; "
+                       "it stays there when you leave.")  # fmt: skip
+            await _converse(hosted, nc, stdin)
+            return
         async with await LocalAgent.open(edge, agent, nc=nc) as local:
             if local.backend.notice:
                 click.echo(local.backend.notice)
             session = await local.session(session_id)
-            handoff = find_handoff(nc, edge.gateway)
-            loop = ChatLoop(
-                session, stdin=stdin or sys.stdin, echo=_echo, handoff=handoff,
-                hub=lambda: _hub_state(nc),
-            )  # fmt: skip
-            try:
-                await loop.run()
-            finally:
-                if handoff is not None:
-                    await handoff.aclose()
+            here = LocalConversation(session, find_handoff(nc, edge.gateway))
+            await _converse(here, nc, stdin)
     finally:
         if nc is not None:
             await links.close_nats(nc)
+
+
+async def _in_daemon(nc: Client, edge: EdgeConfig, session_id: str | None) -> Any | None:
+    """The session in the gateway's daemon (`edge.handoff.DaemonSession`), or None (a
+    one-line notice says why) when no daemon hosts sessions for this gateway."""
+    opener = getattr(handoff_module(), "daemon_session", None)
+    if opener is None:
+        return None
+    try:
+        hosted = await opener(nc, edge.gateway, session_id, settings=edge.handoff.settings())
+    except BatonError as exc:
+        click.echo(f"This chat runs the session itself: {exc}.")
+        return None
+    if hosted.notice:
+        click.echo(hosted.notice)
+    return hosted
+
+
+async def _converse(conversation: Conversation, nc: Client | None, stdin: IO[str] | None) -> None:
+    loop = ChatLoop(conversation, stdin=stdin or sys.stdin, echo=_echo,
+                    hub=lambda: _hub_state(nc))  # fmt: skip
+    try:
+        await loop.run()
+    finally:
+        await conversation.aclose()
 
 
 def _hub_state(nc: Client | None) -> str:

@@ -25,7 +25,14 @@ from edge.agent.tools import edge_tools
 from edge.config import EdgeConfig
 from edge.ingest.nats_source import NatsCommandSink
 from edge.store import AsyncStore
-from shared.agent import AgentConfig, AgentSession, AuditStream, InferenceBackend, open_backend
+from shared.agent import (
+    AgentConfig,
+    AgentSession,
+    AuditStream,
+    InferenceBackend,
+    SessionRecorder,
+    open_backend,
+)
 from shared.lifecycle import Service
 
 
@@ -81,23 +88,31 @@ class LocalAgent(Service):
             raise
         return cls(state, sessions, audit, backend, config, stack)
 
-    async def session(self, session_id: str | None = None) -> AgentSession:
-        """A new session, or the stored one with this id (continued where it stopped)."""
-        sid = session_id or f"s-{uuid.uuid4().hex[:12]}"
+    async def session(self, session_id: str | None = None, *, hosted: bool = False) -> AgentSession:
+        """A new session, or the stored one with this id (continued where it stopped).
+
+        `hosted`: a `SessionRunner` will run it (the daemon's `SessionHost`), which appends
+        its events to the hub itself; they are only kept here (`SessionStore.kept`)."""
+        sid = session_id or new_session_id()
         snapshot = await self.sessions.load(sid) if session_id else None
+        recorder: SessionRecorder = self.sessions.kept() if hosted else self.audit
         if snapshot is not None:
             return AgentSession.from_snapshot(
                 snapshot, backend=self.backend, tools=self.tools, side="edge",
-                config=self.config, recorder=self.audit,
+                config=self.config, recorder=recorder,
             )  # fmt: skip
         return AgentSession(
             sid, gw=self.state.gateway, backend=self.backend, tools=self.tools, side="edge",
-            config=self.config, recorder=self.audit,
+            config=self.config, recorder=recorder,
         )  # fmt: skip
 
     async def aclose(self) -> None:
         """Drain the audit stream (bounded), close the model, the store. Safe twice."""
         await self._stack.aclose()
+
+
+def new_session_id() -> str:
+    return f"s-{uuid.uuid4().hex[:12]}"
 
 
 async def _standalone_state(

@@ -9,6 +9,8 @@
 `SessionStore` is the `Outbox` of `shared.agent.AuditStream`, so the edge keeps every
 event across a restart or an outage and publishes it when the hub is back. Published
 rows beyond `keep_events` are trimmed, oldest first; unpublished ones never are.
+`SessionStore.kept()` records the events of a session a `SessionRunner` runs (the
+daemon's): the runner appends them to the hub itself, so they go in as published.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class SessionStore:
     async def record(self, event: AgentEventBase) -> None:
         await self._store.call(_insert_event, _event_row(event))
 
+    def kept(self) -> KeptRecorder:
+        """The recorder of sessions whose runner publishes their events itself."""
+        return KeptRecorder(self._store)
+
     async def checkpoint(self, snapshot: SessionSnapshot) -> None:
         await self._store.call(_save_snapshot, snapshot)
 
@@ -95,6 +101,21 @@ class SessionStore:
         return await self._store.call(_count_unpublished)
 
 
+class KeptRecorder:
+    """A `SessionRecorder` that keeps events and checkpoints, already marked published:
+    no audit stream (the daemon's, or a `baton chat` on the same database) sends them
+    again, where a second publisher would cost the runner's log a duplicate per event."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+
+    async def record(self, event: AgentEventBase) -> None:
+        await self._store.call(_insert_event, {**_event_row(event), "published": 1})
+
+    async def checkpoint(self, snapshot: SessionSnapshot) -> None:
+        await self._store.call(_save_snapshot, snapshot)
+
+
 def _create(store: EdgeStore) -> None:
     with store.db.conn:
         for statement in _SCHEMA:
@@ -111,9 +132,10 @@ def _event_row(event: AgentEventBase) -> dict[str, Any]:
 def _insert_event(store: EdgeStore, row: dict[str, Any]) -> None:
     with store.db.conn:
         cursor = store.db.execute(
-            "INSERT OR IGNORE INTO agent_events (session, seq, type, epoch, ts_ms, payload) "
-            "VALUES (:session, :seq, :type, :epoch, :ts_ms, :payload)",
-            row,
+            "INSERT OR IGNORE INTO agent_events "
+            "(session, seq, type, epoch, ts_ms, payload, published) "
+            "VALUES (:session, :seq, :type, :epoch, :ts_ms, :payload, :published)",
+            {"published": 0, **row},
         )
     if cursor.rowcount == 0:  # a seq is never reused; a repeat is a replay, kept once
         log.warning("session %s event %d already recorded", row["session"], row["seq"])

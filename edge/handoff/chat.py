@@ -1,4 +1,18 @@
-"""`chat_handoff(nc, gateway)`: the hook `baton chat` (edge/agent/chat.py) looks for.
+"""What `baton chat` (edge/agent/chat.py) uses of the handoff protocol.
+
+With the gateway's daemon hosting sessions (`edge.handoff.attach`), the chat is a client:
+
+    session = await daemon_session(leaf_nc, "gw1", "s-1234")   # NotHosted: no daemon
+    async for event in session.ask("why did the fan turn on?"): ...
+    await session.move("cloud")          # the daemon hands it over; where() follows
+    await session.aclose()               # the session stays with its owner
+
+It asks `handoff.<gw>.open` (a new session, or the one named), then talks to the session
+through a `SessionHost(serve=False)`: questions go to whoever owns it, handoffs are orders
+to the owner, and the events come back over the owner's live stream (WebRTC, NATS as the
+fallback). One process per gateway answers its sessions' inbox, never two.
+
+Without a daemon the chat hosts the session itself (`chat_handoff`, as before):
 
     handoff = chat_handoff(leaf_nc, "gw1")
     await handoff.move(session, "cloud")        # session.owner, session.epoch follow
@@ -15,13 +29,112 @@ turn the cloud answered.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Final
 
+import nats.errors
 from nats.aio.client import Client
 
 from shared.agent import AgentSession
+from shared.compat import timeout
+from shared.errors import BatonError, DecodeError
 from shared.messages import AgentEventBase, SessionSnapshot
-from shared.session import HandoffAborted, NotOwner, Owner, SessionAgent, SessionHost, Side
+from shared.session import (
+    HandoffAborted,
+    NotOwner,
+    Owner,
+    SessionAgent,
+    SessionHost,
+    SessionSettings,
+    Side,
+)
+from shared.session.control import Open, OpenReply
+
+# No daemon answers at once (no responders); one that does opens a session in a few hub
+# round trips, or waits briefly for a session it is taking back after a restart.
+OPEN_TIMEOUT_S: Final = 6.0
+# After a move, until this process's lease board shows the new owner.
+BOARD_WAIT_S: Final = 5.0
+
+
+class NotHosted(BatonError):
+    """No daemon hosts sessions for this gateway, or it did not open this one."""
+
+
+class DaemonSession:
+    """A session the gateway's daemon runs, seen from a client such as `baton chat`."""
+
+    def __init__(self, host: SessionHost, reply: OpenReply) -> None:
+        self.host = host
+        self.id = reply.session
+        self.model = reply.model
+        self.notice = reply.notice
+        self.movable = True
+        self._owner = reply.owner or host.owner.id
+        self._epoch = reply.epoch
+
+    def where(self) -> tuple[Side, int]:
+        """Who owns it (its side) and the epoch, from the lease as this process saw it."""
+        lease = self.host.lease(self.id)
+        if lease is not None and lease.epoch >= self._epoch:
+            return lease.value.side, lease.epoch
+        return Owner.parse(self._owner).side, self._epoch
+
+    def ask(self, text: str) -> AsyncIterator[AgentEventBase]:
+        return self.host.ask(self.id, text)
+
+    async def move(self, to: Side) -> None:
+        """Have the owner hand it over; `HandoffAborted` when it did not move."""
+        report = await self.host.handoff(self.id, to, reason="chat")
+        if not report.ok:
+            raise HandoffAborted(self.id, report.step or "handoff", report.error)
+        self._owner, self._epoch = report.owner or self._owner, report.epoch
+        try:
+            async with timeout(BOARD_WAIT_S):
+                await self.host.board.wait(
+                    self.id, lambda lease: lease is not None and lease.epoch >= report.epoch
+                )
+        except asyncio.TimeoutError:
+            pass  # the status line shows the report's owner until the board catches up
+        await self.host.unfollow(self.id)  # the next question follows the new owner
+
+    async def aclose(self) -> None:
+        """Stop following; the session stays with its owner."""
+        await self.host.aclose()
+
+
+async def daemon_session(
+    nc: Client,
+    gateway: str,
+    session: str | None = None,
+    *,
+    settings: SessionSettings | None = None,
+) -> DaemonSession:
+    """The session `session` (None: a new one) in the gateway's daemon; `NotHosted` when
+    no daemon answers, or it refused (the reason says why)."""
+    owner = Owner("edge", gateway)
+    try:
+        msg = await nc.request(
+            owner.inbox("open"), Open(session=session).encode(), timeout=OPEN_TIMEOUT_S
+        )
+        reply = OpenReply.decode(msg.data)
+    except nats.errors.NoRespondersError:
+        raise NotHosted("no edge daemon hosts sessions here") from None
+    except (nats.errors.Error, DecodeError) as exc:
+        raise NotHosted(f"the edge daemon did not answer: {exc!r}") from exc
+    if not reply.ok:
+        raise NotHosted(f"the edge daemon did not open it: {reply.reason}")
+    host = SessionHost(nc, owner, _no_loader, gw=gateway, settings=settings, serve=False)
+    try:
+        await host.__aenter__()
+    except (BatonError, asyncio.TimeoutError) as exc:
+        raise NotHosted(f"the hub's leases are not readable: {exc!r}") from exc
+    return DaemonSession(host, reply)
+
+
+async def _no_loader(snapshot: SessionSnapshot) -> SessionAgent:
+    raise NotOwner(snapshot.session, None)  # a client never loads a session
 
 
 class ChatHandoff:

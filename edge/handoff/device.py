@@ -3,7 +3,8 @@
 DeviceState          the seam: `signals` now, and `changed`, an event set on a change
 MemoryDeviceState    the in-memory twin (tests, or a daemon that learns it elsewhere)
 SysfsDeviceState     Linux: /sys/class/thermal and /sys/class/power_supply, read every
-                     `poll_s`; the uplink flag comes from the daemon (`set_uplink`)
+                     `poll_s`; the uplink flag from `uplink()` at the same time (the
+                     daemon's `UplinkStats.hub_connected`), or from `set_uplink`
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -53,14 +55,29 @@ class MemoryDeviceState:
         self.update(uplink=up)
 
 
-class SysfsDeviceState(MemoryDeviceState):
-    """Reads the files every `poll_s` (a sensor, not a poll for an event we could await)."""
+UplinkProbe = Callable[[], "bool | None"]
 
-    def __init__(self, thermal: Path | None, battery: Path | None, poll_s: float) -> None:
+
+class SysfsDeviceState(MemoryDeviceState):
+    """Reads the files every `poll_s` (a sensor, not a poll for an event we could await).
+
+    `uplink` says whether the hub is reachable (None: unknown, the flag is left as is).
+    The daemon's uplink keeps that flag itself (its PubAcks, a probe when idle) and
+    announces no change, so it is read here with the files: a memory read, no I/O."""
+
+    def __init__(
+        self,
+        thermal: Path | None,
+        battery: Path | None,
+        poll_s: float,
+        *,
+        uplink: UplinkProbe | None = None,
+    ) -> None:
         super().__init__()
         self._thermal = thermal
         self._battery = battery
         self._poll_s = poll_s
+        self._uplink = uplink
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> SysfsDeviceState:
@@ -82,9 +99,11 @@ class SysfsDeviceState(MemoryDeviceState):
 
     def _read(self) -> None:
         temp = _number(self._thermal)
+        up = self._uplink() if self._uplink is not None else None
         self.update(
             temp_c=None if temp is None else temp / 1000.0,  # sysfs thermal: millidegrees
             battery_pct=_number(self._battery),
+            **({} if up is None else {"uplink": up}),
         )
 
 

@@ -14,6 +14,8 @@ follows (WebRTC, NATS as fallback), so a chat at the gateway keeps streaming, an
 takes them back by CAS if the cloud owner dies. `on_epoch(session, epoch)` hears every
 epoch of this gateway's sessions, so the actuation guard fences a late local command
 as soon as the cloud owns the session, before the cloud has sent anything.
+`serve_open(new_agent)` answers `handoff.<gw>.open` (`opener.OpenServer`): `baton chat`
+then opens its sessions here and talks to them as a client.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nats.aio.client import Client
 
 from edge.handoff.config import HandoffConfig
 from edge.handoff.device import DeviceState, MemoryDeviceState
+from edge.handoff.opener import NewAgent, OpenServer
 from shared.messages import AgentEventBase, HandoffRequest
 from shared.session import (
     AgentLoader,
@@ -103,6 +106,10 @@ class EdgeHandoff:
 
     def ask(self, session: str, text: str) -> AsyncIterator[AgentEventBase]:
         return self.host.ask(session, text)
+
+    async def serve_open(self, new_agent: NewAgent, *, model: str = "", notice: str = "") -> None:
+        """Answer `handoff.<gw>.open`: clients (`baton chat`) open sessions here."""
+        await OpenServer(self.host, new_agent, model=model, notice=notice).start()
 
     async def handoff(self, session: str, to: Side, *, reason: str = "request") -> HandoffReport:
         report = await self.host.handoff(session, to, reason=reason)

@@ -73,6 +73,8 @@ class Gauges:
     ready: bool
     rules: int
     audit_pending: int
+    sessions_hosted: bool | None = None  # None: session handoff is off
+    sessions: int | None = None
 
 
 class EdgeCollector:
@@ -134,6 +136,11 @@ def _gauges(out: list[str], g: Gauges) -> None:
         "ready": ("1 once ingest runs.", _flag(g.ready)),
         "rules": ("Rules in force.", g.rules),
         "audit_pending": ("Audit entries waiting for the disk.", g.audit_pending),
+        "sessions_hosted": (
+            "1 when the daemon hosts agent sessions (0: waiting for the hub).",
+            _flag(g.sessions_hosted),
+        ),
+        "sessions": ("Agent sessions the daemon runs.", g.sessions),
     }
     for name, (doc, value) in values.items():
         if value is not None:

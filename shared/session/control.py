@@ -7,6 +7,8 @@
     Commit        -> new owner's "commit"       the lease flipped: its value and revision
     CommitReply   <-                            accepting input
     Ask / AskReply                              user input for a session owned elsewhere
+    Open / OpenReply -> a gateway's "open"      a client (`baton chat`) has the daemon start
+                                                a session, or find the one it names
 
 They stay inside the session package (both sides import it); the wire messages that
 outlive a handoff (snapshots, events, leases) are `shared.messages` and `lease`.
@@ -113,4 +115,18 @@ class AskReply(Control):
     after: Count = 0  # the turn's events follow this seq ...
     epoch: Count = 0  # ... at this epoch
     owner: str | None = None
+    reason: str = ""
+
+
+class Open(Control):
+    session: SessionId | None = None  # None: a new session; else continue this one
+
+
+class OpenReply(Control):
+    ok: bool
+    session: str = ""  # the session's id (a new one when none was asked for)
+    owner: str | None = None  # who holds its lease now (the daemon, or a cloud replica)
+    epoch: Count = 0
+    model: str = ""  # the gateway's model, for the client's status line
+    notice: str = ""  # what the gateway's agent says about itself (no model file, ...)
     reason: str = ""

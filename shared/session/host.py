@@ -11,6 +11,11 @@ on `<inbox>.prepare` / `.commit`, and `cloud.session.prepare` in a queue group f
 replicas), the leases it may take back (`Reclaimer`), and followers of sessions owned
 elsewhere (`EventFeed`). Its inbox also answers `.request` (a handoff order from the CLI
 or the API) and `.ask` (user input for a session it owns).
+
+A *client* (`serve=False`, e.g. `baton chat` beside the gateway's daemon) runs none of
+that: it watches the leases, and `ask`s, `handoff`s (an order to the owner) and `follow`s
+sessions that run elsewhere; it never owns one, so two processes never answer for one
+owner's inbox.
 """
 
 from __future__ import annotations
@@ -82,8 +87,10 @@ class SessionHost:
         settings: SessionSettings | None = None,
         may_reclaim: MayReclaim | None = None,
         follow_after_handoff: bool = False,
+        serve: bool = True,
     ) -> None:
         self.nc = nc
+        self.serve = serve
         self.owner = owner
         self.settings = settings or SessionSettings()
         self.runners: dict[str, SessionRunner] = {}
@@ -134,6 +141,8 @@ class SessionHost:
         )
         self._ctx = ctx
         self._board = await LeaseBoard(leases).__aenter__()
+        if not self.serve:
+            return  # a client: no inbox, no intake, no reclaimer
         self._board.listen(self._on_lease)
         self._intake = Intake(ctx, self._loader, self._adopt, self._resume)
         self._reclaimer = Reclaimer(
@@ -162,8 +171,13 @@ class SessionHost:
             handlers[CLOUD_PREPARE] = self._on_prepare
         for subject, handler in handlers.items():
             queue = CLOUD_QUEUE if subject == CLOUD_PREPARE else ""
-            cb = functools.partial(self._dispatch_msg, handler)
-            self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=cb))
+            await self.subscribe(subject, handler, queue=queue)
+
+    async def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> None:
+        """Answer `subject` with `handler`, each message in a task this host owns; the
+        subscription ends when the host closes (how `EdgeHandoff` adds the `open` op)."""
+        cb = functools.partial(self._dispatch_msg, handler)
+        self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=cb))
 
     async def _dispatch_msg(self, handler: Handler, msg: Msg) -> None:
         """Run an inbox message's handler in a task this host owns: a handoff or a
@@ -251,6 +265,8 @@ class SessionHost:
 
     async def open(self, agent: SessionAgent, session: str, *, gw: str) -> SessionRunner:
         """Start owning a new session (creates its lease; `NotOwner` if it exists)."""
+        if not self.serve:
+            raise SessionError("a client host owns no session: ask its daemon to open it")
         value = LeaseValue(
             owner=self.owner.id, side=self.owner.side, gw=gw,
             ttl_ms=round(self.settings.ttl_s * 1000), reason="opened",
@@ -458,6 +474,12 @@ class SessionHost:
         feed.listen(functools.partial(self._dispatch, session))
         return feed
 
+    async def unfollow(self, session: str) -> None:
+        """Stop following `session` (a client follows its new owner after a move)."""
+        feed = self.feeds.pop(session, None)
+        if feed is not None:
+            await feed.aclose()
+
     # -- inbox --------------------------------------------------------------------------
 
     async def _on_order(self, msg: Msg) -> None:
@@ -465,15 +487,15 @@ class SessionHost:
             order = HandoffOrder.decode(msg.data)
             target = Owner.parse(order.target) if order.target else None
         except (DecodeError, ValueError) as exc:
-            await _respond(msg, _failed("unknown", "request", f"bad order: {exc}"))
+            await respond(msg, _failed("unknown", "request", f"bad order: {exc}"))
             return
         runner = self.runners.get(order.session)
         if runner is None or not runner.acting():
-            await _respond(
+            await respond(
                 msg, _failed(order.session, "request", f"{self.owner.id} does not own it")
             )
             return
-        await _respond(
+        await respond(
             msg, await self.handoff(order.session, order.to, target=target, reason=order.reason)
         )
 
@@ -481,25 +503,25 @@ class SessionHost:
         try:
             prepare = Prepare.decode(msg.data)
         except DecodeError as exc:
-            await _respond(msg, PrepareReply(ok=False, reason=f"bad prepare: {exc}"))
+            await respond(msg, PrepareReply(ok=False, reason=f"bad prepare: {exc}"))
             return
         if prepare.session in self.runners:
-            await _respond(msg, PrepareReply(ok=False, reason="already running it"))
+            await respond(msg, PrepareReply(ok=False, reason="already running it"))
             return
-        await _respond(msg, await self._intake_or_fail().prepare(prepare))
+        await respond(msg, await self._intake_or_fail().prepare(prepare))
 
     async def _on_commit(self, msg: Msg) -> None:
         try:
             reply = await self._intake_or_fail().commit(Commit.decode(msg.data))
         except (DecodeError, SessionError, TransportError) as exc:
             reply = CommitReply(ok=False, reason=str(exc))
-        await _respond(msg, reply)
+        await respond(msg, reply)
 
     async def _on_ask(self, msg: Msg) -> None:
         try:
             ask = Ask.decode(msg.data)
         except DecodeError as exc:
-            await _respond(msg, AskReply(ok=False, reason=f"bad ask: {exc}"))
+            await respond(msg, AskReply(ok=False, reason=f"bad ask: {exc}"))
             return
         runner = self.runners.get(ask.session)
         try:
@@ -510,7 +532,7 @@ class SessionHost:
         except SessionError as exc:
             lease = self.lease(ask.session)
             reply = AskReply(ok=False, owner=lease.value.owner if lease else None, reason=str(exc))
-        await _respond(msg, reply)
+        await respond(msg, reply)
 
     def _on_lease(self, session: str, seen: Seen | None) -> None:
         intake = self._intake
@@ -529,7 +551,7 @@ def _failed(session: str, step: str, error: str) -> HandoffReport:
     return HandoffReport(ok=False, session=session, step=step, error=error)
 
 
-async def _respond(msg: Msg, reply: Control) -> None:
+async def respond(msg: Msg, reply: Control) -> None:
     if msg.reply:
         with contextlib.suppress(nats.errors.Error):  # the asker gave up: nothing to do
             await msg.respond(reply.encode())

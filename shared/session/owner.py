@@ -9,7 +9,8 @@ daemon) or `cloud:<replica>` (one orchestrator replica). Each owner has an inbox
                                                  first takes the session)
 
 ops: `request` (start a handoff), `prepare` (load a snapshot), `commit` (the lease flipped,
-start acting), `ask` (user input for a session this owner holds). Gateway ids cannot start
+start acting), `ask` (user input for a session this owner holds), `open` (a gateway's
+daemon: start or find a session for a client such as `baton chat`). Gateway ids cannot start
 with `_` or contain `.` (`subjects.ID_PATTERN`), so the two trees never collide.
 """
 
@@ -22,7 +23,7 @@ from shared.subjects import check_id
 
 Side = Literal["edge", "cloud"]
 SIDES: tuple[Side, ...] = get_args(Side)
-Op = Literal["request", "prepare", "commit", "ask"]
+Op = Literal["request", "prepare", "commit", "ask", "open"]
 
 CLOUD_PREPARE = "cloud.session.prepare"
 CLOUD_QUEUE = "baton-sessions"
