@@ -158,3 +158,28 @@ def rtc_signal(session: str, side: str) -> str:
 
 def handoff_request(gateway: str) -> str:
     return f"handoff.{gateway}.request"
+
+
+# Mirrors of names shared/session keeps to itself (owner.py, snapshot.py), for the
+# permissions of `baton creds`: keep both in step.
+
+
+def handoff_all(gateway: str) -> str:
+    """Every op of the edge owner's inbox `handoff.<gw>.<op>` (shared.session.owner)."""
+    return f"handoff.{gateway}.>"
+
+
+def session_snapshot(session: str) -> str:
+    """A session's snapshots in the SESSIONS stream (shared.session.snapshot)."""
+    return f"session.{session}.snap"
+
+
+def session_blob(session: str, blob: str) -> str:
+    """The chunks of a snapshot too big for one message (shared.session.snapshot)."""
+    return f"session.{session}.blob.{blob}"
+
+
+# Cloud owners' inboxes `cloud.session.<replica>.<op>`, and the queue-group subject any
+# replica answers a handoff's prepare on (shared.session.owner).
+CLOUD_SESSION_PREPARE = "cloud.session.prepare"
+CLOUD_SESSION_ALL = "cloud.session.>"

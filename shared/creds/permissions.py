@@ -21,6 +21,15 @@ Where each role connects and what its permissions protect::
   consumer `edge-<gw>` down, replies to its own inbox prefix `_INBOX_<gw>`, and reads of
   the shared model store. Subjects the gateway names in a request body (a consumer's
   deliver subject) cannot be checked here; see deploy/README.md "Security notes".
+- Session handoff (`_gateway_handoff`): a gateway hears its own owner inbox
+  `handoff.<gw>.>` and asks the cloud replicas' `cloud.session.>`; a session's lease,
+  log, snapshots and WebRTC signaling are named by the session alone, so every gateway
+  reaches those of every session. The cloud's requests to a gateway carry the asking
+  replica's inbox as reply subject. nats-server's `allow_responses` does not help across
+  a leaf node link (the hub offers a leaf interest only in subjects it may publish to,
+  and the leaf drops what its copy of the list refuses before the hub could count it as
+  a reply), so a gateway may publish to `REQUEST_REPLIES`, the shape of every client's
+  request inbox, and to nothing shaped like a consumer's deliver subject.
 - The orchestrator runs the hub's JetStream and the fleet's control plane; it is trusted
   with the hub's API but not with the device subjects of any leaf.
 
@@ -30,6 +39,7 @@ makes a per-device subject an exact, unspoofable boundary.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared import subjects
@@ -37,6 +47,11 @@ from shared import subjects
 HUB_API = f"$JS.{subjects.HUB_DOMAIN}.API"
 # The first release where MQTT clients of restricted users may subscribe at QoS 1.
 MIN_NATS_SERVER = (2, 12, 3)
+# nats-py's request inboxes, `_INBOX.<nuid>.<token>` (one muxed subscription per
+# connection); its consumers deliver to `_INBOX.<nuid>`, which this does not match. A
+# gateway may answer on it (see the module docstring): a hostile one that guessed a
+# hub client's token could forge that client an answer, never a consumer's message.
+REQUEST_REPLIES = "_INBOX.*.*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +95,7 @@ def gateway(gateway_id: str) -> Permissions:
     durable = downlink_consumer(gw)
     downlink = subjects.DOWNLINK_STREAM
     models = f"OBJ_{subjects.MODELS_STORE}"
+    handoff = _gateway_handoff(gw)
     return Permissions(
         publish=(
             # Uplink: forwarded readings, decisions and events, under its own id only.
@@ -106,13 +122,88 @@ def gateway(gateway_id: str) -> Permissions:
             f"{HUB_API}.CONSUMER.CREATE.{models}.>",
             f"{HUB_API}.CONSUMER.DELETE.{models}.>",
             f"$JS.FC.{models}.>",
+            *handoff.publish,
         ),
-        subscribe=(f"{gateway_inbox_prefix(gw)}.>",),
+        subscribe=(f"{gateway_inbox_prefix(gw)}.>", *handoff.subscribe),
     )
 
 
-def orchestrator() -> Permissions:
-    control = ("downlink.>", "session.>", "rtc.>", "handoff.>")
+def _gateway_handoff(gw: str) -> Permissions:
+    """What the edge daemon's `SessionHost` (owner `edge:<gw>`, shared/session) needs.
+
+    Only its inbox `handoff.<gw>.<op>` carries the gateway, so only that is its own:
+    another gateway can neither hear nor send to it. Session ids carry no gateway, and
+    so neither do the lease keys (`$KV.leases.<session>`), the log and snapshots
+    (`session.<session>.>`) or WebRTC signaling (`rtc.<session>.<side>`): any gateway
+    may read and compare-and-set any session's lease, append to its log, and answer
+    `rtc.<session>.edge`. The lease CAS fences honest owners, not a hostile gateway;
+    scoping these needs the gateway in the session's subjects (deploy/README.md).
+    """
+    return Permissions(
+        publish=(
+            *_LEASE_GRANTS,
+            *_SESSIONS_GRANTS,
+            # The cloud replicas' inboxes (prepare, commit, ask, request; any replica
+            # through the `cloud.session.prepare` queue group) and the signaling inbox
+            # of a cloud-owned session this gateway follows.
+            subjects.CLOUD_SESSION_ALL,
+            subjects.rtc_signal("*", "cloud"),
+            # Answers to what the cloud asks it (the ops above on its own inbox, WebRTC
+            # offers): the asking replica's request inbox (see the module docstring).
+            REQUEST_REPLIES,
+        ),
+        subscribe=(
+            # Its own owner inbox, every op (request, prepare, commit, ask, open, ...).
+            subjects.handoff_all(gw),
+            # Offers for the sessions it owns, from cloud (and browser) followers.
+            subjects.rtc_signal("*", "edge"),
+        ),
+    )
+
+
+_LEASES = f"KV_{subjects.LEASES_BUCKET}"
+# The `leases` bucket (shared.session.lease, .board): the bucket's info, a key's last
+# value by subject (STREAM.MSG.GET; DIRECT.GET where the bucket allows direct gets, as
+# nats.go makes buckets), and the CAS writes, which cross the leaf node link only in
+# the domain-prefixed form. The lease board watches every key: an ordered push consumer
+# into `_INBOX_<gw>`, created unnamed (the filter is in the body, so unchecked; reading
+# every lease is what the board is for).
+_LEASE_GRANTS = (
+    f"{HUB_API}.STREAM.INFO.{_LEASES}",
+    f"{HUB_API}.STREAM.MSG.GET.{_LEASES}",
+    f"{HUB_API}.DIRECT.GET.{_LEASES}.$KV.{subjects.LEASES_BUCKET}.*",
+    f"{HUB_API}.$KV.{subjects.LEASES_BUCKET}.*",
+    f"{HUB_API}.CONSUMER.CREATE.{_LEASES}",
+    f"{HUB_API}.CONSUMER.INFO.{_LEASES}.*",
+    f"$JS.FC.{_LEASES}.>",
+)
+
+_SESSIONS = subjects.SESSIONS_STREAM
+# The event log and snapshots in the SESSIONS stream (shared.session.log, .snapshot,
+# .feed): appends, a subject's last message, ordered consumers for followers (created
+# unnamed, the filter in the body) and pull consumers for log and blob reads (named, the
+# filter in the subject, which the server checks against the body); none is deleted,
+# each expires when idle.
+# - Appends need all of `session.>`, not `session.*.ev|snap|blob.*`: the hub offers a
+#   leaf the stream's `session.>` interest only where its reverse match finds an allow
+#   entry under it, and that match does not look past a `*` followed by more tokens
+#   (nats-server sublist.go `getAllNodes`), so the narrow list leaves no interest at all.
+# - No STREAM.PURGE, though the owner purges a superseded snapshot's blob with it: the
+#   filter is in the body, so it would let a gateway wipe every session's audit. Blobs
+#   the edge supersedes stay (the purge is refused; shared.session.snapshot logs it).
+_SESSIONS_GRANTS = (
+    subjects.SESSIONS_ALL,
+    f"{HUB_API}.STREAM.MSG.GET.{_SESSIONS}",
+    f"{HUB_API}.CONSUMER.CREATE.{_SESSIONS}",
+    f"{HUB_API}.CONSUMER.CREATE.{_SESSIONS}.*.{subjects.session_events('*')}",
+    f"{HUB_API}.CONSUMER.CREATE.{_SESSIONS}.*.{subjects.session_blob('*', '*')}",
+    f"{HUB_API}.CONSUMER.MSG.NEXT.{_SESSIONS}.*",
+    f"$JS.FC.{_SESSIONS}.>",
+)
+
+
+def orchestrator(gateways: Iterable[str] = ()) -> Permissions:
+    control = ("downlink.>", "session.>", "rtc.>", "handoff.>", subjects.CLOUD_SESSION_ALL)
     return Permissions(
         publish=(
             "$JS.API.>",
@@ -122,8 +213,10 @@ def orchestrator() -> Permissions:
             "$KV.>",
             "$O.>",
             *control,
-            # Answers to requests it serves (signaling, handoff).
+            # Answers to requests it serves (signaling, handoff): a hub client's inbox,
+            # or a gateway's (`gateway_inbox_prefix`), one entry per gateway.
             "_INBOX.>",
+            *(f"{gateway_inbox_prefix(gw)}.>" for gw in gateways),
         ),
         subscribe=("_INBOX.>", subjects.FLEET_ALL, *control),
     )

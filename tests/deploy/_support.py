@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.natsrun import NatsServer, ServerConfig, find_nats_server, free_port
+from shared.natsrun import NatsServer, ServerConfig, find_nats_server, free_port, hub_config
 from shared.natsrun.monitor import MonitorUnavailable, poll_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,6 +165,18 @@ def hub_node(
         text=(NATS_DIR / f"hub-{node}.conf").read_text(),
     )
     return NatsServer(config)
+
+
+def single_hub(folder: Path, certs: Certs, auth: str) -> NatsServer:
+    """One hub node: shared.natsrun's hub config (domain "hub", a leaf node port, free
+    ports in `folder`) with the shipped hub's TLS on the leaf node port and `auth`
+    (`hub_authorization`). Lighter than the three-node cluster where what is tested is
+    what a gateway may do, which the node its leaf link lands on decides alone."""
+    config = hub_config(store_dir=folder)
+    tls = f'  tls {{ cert_file: "{certs.cert}", key_file: "{certs.key}", timeout: 5 }}\n'
+    text = rewrite(config.render(), {"leafnodes {\n": "leafnodes {\n" + tls}, "hub config")
+    fields = {name: getattr(config, name) for name in ServerConfig.__dataclass_fields__}
+    return NatsServer(FileConfig(**fields, text=text + auth))
 
 
 async def wait_meta_leader(nodes: list[NatsServer]) -> None:

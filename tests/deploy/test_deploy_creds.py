@@ -59,6 +59,22 @@ def test_hub_authorization_names_public_keys_and_no_secret(store: CredStore) -> 
     assert "fleet.>" in text  # the orchestrator's
 
 
+def test_handoff_grants_keep_each_gateway_to_its_own_inbox(store: CredStore) -> None:
+    gw1, orchestrator = perms.gateway("gw1"), perms.orchestrator(["gw1", "gw2"])
+    # A gateway asks the cloud replicas and answers their requests; it hears only its
+    # own owner inbox, and cannot answer on (or read) a consumer's `_INBOX.<nuid>`.
+    assert {"cloud.session.>", "rtc.*.cloud", perms.REQUEST_REPLIES} <= set(gw1.publish)
+    assert not [s for s in gw1.publish if s.startswith("handoff.") or s in ("_INBOX.>", ">")]
+    assert perms.REQUEST_REPLIES == "_INBOX.*.*"
+    # No purge of the SESSIONS stream (its filter is in the body).
+    assert not [s for s in gw1.publish if ".STREAM.PURGE." in s]
+    # The orchestrator answers on every gateway's inbox prefix, and serves the cloud's.
+    assert {"_INBOX_gw1.>", "_INBOX_gw2.>", "cloud.session.>"} <= set(orchestrator.publish)
+    assert "cloud.session.>" in orchestrator.subscribe
+    text = hub_authorization(store)
+    assert '"_INBOX_gw1.>"' in text and '"handoff.gw2.>"' in text
+
+
 def test_leaf_credentials_hold_only_this_gateways_identities(store: CredStore) -> None:
     text = leaf_credentials(store, "gw1")
     assert text.startswith("# baton-gateway: gw1\n")
@@ -77,7 +93,9 @@ def test_device_permissions_name_its_own_subjects_only() -> None:
         assert not set(subject) & set("*>")
     gateway = perms.gateway("gw1")
     assert all("gw2" not in s for s in (*gateway.publish, *gateway.subscribe))
-    assert gateway.subscribe == ("_INBOX_gw1.>",)
+    # Replies to its own inbox prefix, its own handoff inbox, and WebRTC offers for the
+    # sessions it owns (session ids carry no gateway: see permissions._gateway_handoff).
+    assert gateway.subscribe == ("_INBOX_gw1.>", "handoff.gw1.>", "rtc.*.edge")
     with pytest.raises(ValueError):
         perms.device("a.b")  # a dot would add a subject level
     with pytest.raises(ValueError):

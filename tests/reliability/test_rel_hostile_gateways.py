@@ -60,7 +60,9 @@ FORBIDDEN_API = (
     (f"$JS.ACK.DOWNLINK.{THEIRS}.1.1.1.0.0", b"+TERM"),
     (f"$KV.{subjects.LEASES_BUCKET}.s1", b"forged lease"),
     ("downlink.gw2.cmd.dev-z", b"forged command"),
-    ("session.s1.ev", b"forged event"),
+    # Session subjects carry no gateway, so appending to a session's log is a handoff
+    # grant every gateway has (shared.creds.permissions); wiping the log is not.
+    (f"{HUB}.STREAM.PURGE.{subjects.SESSIONS_STREAM}", b""),
 )
 # Interest gw1's leaf must never be served on.
 FORBIDDEN_INTEREST = (
