@@ -51,10 +51,14 @@ M = TypeVar("M", bound=BaseModel)
     help="edge.toml: state_dir, rules, [actuate] and [agent]. Default: built-in defaults.",
 )  # fmt: skip
 @click.option("--nats", "nats_url", default=None, help="Leaf nats-server URL (overrides the file).")
-@click.option("--offline", is_flag=True, help="Do not connect to the leaf at all.")
+@click.option(
+    "--offline", is_flag=True,
+    help="Do not connect to the leaf at all (nor to the daemon): the session runs here.",
+)  # fmt: skip
 @click.option(
     "--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="GGUF model file (overrides [agent] model_path).",
+    help="GGUF model file (overrides [agent] model_path) for a session this process "
+    "runs; the daemon's sessions use the daemon's.",
 )  # fmt: skip
 @click.option(
     "--session", "session_id", default=None,
@@ -70,9 +74,11 @@ def chat(
 ) -> None:
     """Talk to the gateway's local agent (streamed answers, tools over local state).
 
-    The session lives in the gateway's edge daemon when it hosts sessions, and stays
-    there when the chat exits; otherwise this process runs it. /handoff cloud|edge moves
-    it, /status shows who owns it and its epoch, /quit leaves.
+    When the gateway's edge daemon hosts sessions, the session lives there (answered by
+    the daemon's model) and stays there when the chat exits: the API and `baton handoff`
+    can still move it. Otherwise (no daemon, it waits for the hub, --offline) this
+    process runs the session itself. /handoff cloud|edge moves it, /status shows who
+    owns it and its epoch, /quit leaves.
     """
     try:
         edge, agent = load_configs(config_path, gateway=gateway, nats_url=nats_url, model=model)

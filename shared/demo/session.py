@@ -3,10 +3,13 @@ and back.
 
 The operator is a script fed to `baton chat`, the command a person would type into: a
 question the gateway's local agent answers from its rules and data, `/handoff cloud`, a
-question about the fleet, `/handoff edge`, one more question, `/quit`. Every event goes to
-the session's log on the hub, where the dashboard shows it streaming. Where the handoff
-protocol is not installed the chat says so and the session stays on the gateway; the
-summary then says the handoffs were skipped, and why, in the chat's own words.
+question about the fleet, `/handoff edge`, one more question, `/quit`. The session lives
+in the edge daemon (the chat is its client; the session starts once the daemon says it
+hosts sessions), so when the chat exits the session stays with `edge:<gw>`, and the API
+can still hand it over. Every event goes to the session's log on the hub, where the
+dashboard shows it streaming. Where the handoff protocol is not installed the chat says
+so and the session stays on the gateway; the summary then says the handoffs were
+skipped, and why, in the chat's own words.
 
 Each handoff's outcome and latency come from the cloud (`/api/dashboard`, which reads
 the session log); where the dashboard is not served, from the owner the chat reports.
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from shared.compat import timeout
 from shared.demo.child import Child
-from shared.demo.probe import get_json
+from shared.demo.probe import get_json, get_text
 from shared.demo.progress import Progress
 from shared.errors import TransportError
 from shared.natsrun.monitor import poll_until
@@ -45,6 +48,9 @@ SCRIPT: Final = (
 HANDOFFS_EXPECTED: Final = 2  # to the cloud, and back
 SESSION_TIMEOUT_S: Final = 90.0  # a handoff takes milliseconds; a cold cloud model, longer
 RESULTS_TIMEOUT_S: Final = 10.0  # the session log reaching the cloud's view of it
+# The edge daemon attaches to the hub's leases in the background after it is ready.
+HOSTED_TIMEOUT_S: Final = 30.0
+_HOSTED: Final = re.compile(r"^baton_edge_sessions_hosted 1(\.0)?$", re.MULTILINE)
 _STATUS: Final = re.compile(r"\[session (\S+) · owner (\w+) · epoch (\d+)")
 # `baton chat`'s answer to /handoff where the protocol is not installed.
 _UNAVAILABLE: Final = re.compile(r"Handoff is not available here \((.*?)\)")
@@ -58,6 +64,7 @@ class SessionResult:
     owners: list[str] = field(default_factory=list)  # as the chat reported them, in order
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None
+    kept_by: str | None = None  # who holds the session after the chat exited
 
     @classmethod
     def not_run(cls) -> SessionResult:
@@ -76,6 +83,9 @@ def handoff_available() -> bool:
 
 
 async def run_session(stack: Stack, progress: Progress) -> SessionResult:
+    if not await _daemon_hosts_sessions(stack):
+        progress.event(f"the edge daemon hosts no sessions after {HOSTED_TIMEOUT_S:.0f} s; "
+                       "baton chat runs the session itself")  # fmt: skip
     chat = _chat(stack)
     progress.event(f"operator session: {len(SCRIPT) - 1} lines typed into baton chat")
     await chat.start()
@@ -89,8 +99,36 @@ async def run_session(stack: Stack, progress: Progress) -> SessionResult:
     result = _read(list(chat.lines))
     if result.skipped is None and result.session is not None:
         result.handoffs = await _handoffs(stack, result)
+    if result.session is not None:
+        result.kept_by = await _owner(stack, result.session)
     progress.event(_describe(result))
     return result
+
+
+async def _daemon_hosts_sessions(stack: Stack) -> bool:
+    """Until the edge daemon's metrics say it hosts sessions (bounded)."""
+
+    async def hosted() -> bool:
+        try:
+            return _HOSTED.search(await get_text(stack.edge_metrics_url)) is not None
+        except TransportError:
+            return False
+
+    try:
+        await poll_until(hosted, timeout_s=HOSTED_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+async def _owner(stack: Stack, session: str) -> str | None:
+    """Who holds the session's lease, as the cloud's API lists it."""
+    try:
+        listed = await get_json(f"{stack.api_url}/api/sessions/{session}")
+    except TransportError:
+        return None
+    owner = listed.get("owner") if isinstance(listed, dict) else None
+    return str(owner) if owner else None
 
 
 def _chat(stack: Stack) -> Child:
@@ -152,6 +190,8 @@ def _from_owners(owners: list[str]) -> list[dict[str, Any]]:
 def _describe(result: SessionResult) -> str:
     where = " → ".join(result.owners) or "?"
     head = f"operator session {result.session or '?'}: owner {where}"
+    if result.kept_by:
+        head += f", kept by {result.kept_by}"
     if result.skipped:
         return f"{head}; {result.skipped}"
     times = ", ".join(

@@ -8,7 +8,9 @@ its time is up and stops before acting; what it had already sent carries its old
 and is refused downstream.
 
 Renewals run every `ttl / RENEWALS` under a lock shared with `hand_over`, so a renewal
-never races the flip to a new owner.
+never races the flip to a new owner. A renewal the hub does not take (it is away: the
+leaf answers "no responders" at once) is tried again with backoff, from `RETRY_S` up to
+a quarter of the renewal period, and logged once per outage, not once per try.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 RENEWALS: Final = 3  # renewals per TTL: two can fail before the lease runs out
 SAFETY: Final = 0.1  # stop acting this fraction of the TTL early (clock-rate drift, GC)
-RETRY_S: Final = 0.05
+RETRY_S: Final = 0.05  # the first retry of a failed renewal; doubled up to ttl / RENEWALS / 4
 
 
 class LeaseKeeper:
@@ -44,6 +46,7 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self.lost = asyncio.Event()
         self.reason = ""
+        self.failures = 0  # renewals failed in a row
 
     @property
     def lease(self) -> Lease:
@@ -100,7 +103,10 @@ class LeaseKeeper:
             async with self._lock:
                 if self.lost.is_set():
                     return
-                delay = interval if await self._renew(loop.time()) else RETRY_S
+                if await self._renew(loop.time()):
+                    delay = interval
+                else:
+                    delay = min(RETRY_S * 2 ** min(self.failures, 16), interval / 4)
 
     async def _renew(self, sent: float) -> bool:
         """One renewal; False to retry soon (the hub did not answer in time)."""
@@ -113,13 +119,19 @@ class LeaseKeeper:
             async with timeout(left):
                 self._lease = await self._store.renew(self._lease)
         except (TransportError, TimeoutError, asyncio.TimeoutError) as exc:
-            log.info("renewing %s failed: %r", self._lease.session, exc)
+            self.failures += 1
+            if self.failures == 1:
+                log.info("renewing %s failed: %r; trying again", self._lease.session, exc)
             if loop.time() < self._valid_until:
                 return False
             self._lose("hub unreachable for its TTL")
             return True
         except LeaseLost:
             return await self._check_ambiguous()
+        if self.failures:
+            log.info("lease of %s renewed after %d failed tries", self._lease.session,
+                     self.failures)  # fmt: skip
+            self.failures = 0
         self._valid_until = sent + self._lease.ttl_s * (1 - SAFETY)
         return True
 
