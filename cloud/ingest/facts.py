@@ -7,6 +7,16 @@ payload. The forwarder adds `Nats-Msg-Id`, `Baton-Gateway`, `Baton-Hlc` and `tra
 headers. Both the ingest consumer (effects) and the read-model projector (views) parse
 through here, so the two can never disagree about what a message means.
 
+Order. A fact's `hlc` must be the same on every copy of it: a gateway re-sends after the
+hub's duplicate window, FLEET stores the copy again, and the twin fold recognises it as
+old only by its HLC (reports, status) or its sequence (readings). So it is the stamp
+made when the fact came to be at the edge, never one made when it was forwarded:
+
+    kind                          hlc
+    twin, dec (the daemon's)      the payload's `hlc`, stamped when the daemon made it
+    r, ack, status (a device's)   `Baton-Hlc`: when the leaf stored it
+    ev, and the above without     `Baton-Hlc`, else the payload's `hlc`, else `ts_ms`
+
 Every refusal is a `Rejected` with a stable `reason` label (the codec's reasons plus
 `bad_subject`, `bad_hlc`, `clock_drift`, `gateway_mismatch`, `device_mismatch`,
 `bad_status`), never an unhandled exception.
@@ -27,6 +37,10 @@ GATEWAY_HEADER: Final = subjects.HDR_GATEWAY
 MSG_ID_HEADER: Final = subjects.HDR_MSG_ID
 # Kinds whose effect is on the twin (KV); the others are events for views and agents.
 TWIN_KINDS: Final = frozenset({"r", "twin", "status"})
+# Kinds the edge daemon makes and stamps itself (`ReportedState.hlc` by the twin keeper,
+# `Decision.hlc` by the reflex engine): their payload's stamp orders them. A device's own
+# payload may carry an `hlc` too, but a device's stamp is not the gateway's.
+SELF_STAMPED_KINDS: Final = frozenset({"twin", "dec"})
 _STATUS = {b"online": True, b"offline": False}
 
 
@@ -36,8 +50,10 @@ class Fact:
 
     `body` is the decoded message (`Reading` for `r`, `ReportedState` for `twin`,
     `CommandAck`, `Decision` or any message for `ev`), or a bool for `status` (online).
-    `hlc` orders facts of one device: the gateway's stamp, else the payload's, else the
-    device's own `ts_ms`. For a gateway's own event (`ev` on `fleet.<gw>.ev.<gw>`)
+    `hlc` orders facts of one device, the same on every copy (module docstring): the
+    daemon's own stamp for `twin` and `dec`, else the leaf's store time from the
+    `Baton-Hlc` header, else the payload's, else the device's own `ts_ms`. For a
+    gateway's own event (`ev` on `fleet.<gw>.ev.<gw>`)
     `device` is the gateway id, the subject's last token. `stream_seq` is the message's
     FLEET stream sequence (0 when not read from FLEET).
     """
@@ -79,7 +95,7 @@ def parse(
         raise Rejected("gateway_mismatch", f"header {sender!r} on {subject}")
     body = _decode_body(kind, data)
     _check_identity(body, gw, device)
-    stamp = _stamp(headers.get(HLC_HEADER), body, now_ms)
+    stamp = _stamp(kind, headers.get(HLC_HEADER), body, now_ms)
     return Fact(gw=gw, device=device, kind=kind, hlc=stamp, body=body, stream_seq=stream_seq)
 
 
@@ -130,14 +146,13 @@ def _check_identity(body: Message | bool, gw: str, device: str) -> None:
         raise Rejected("gateway_mismatch", f"payload gw {claimed_gw!r} on {gw!r}")
 
 
-def _stamp(header: str | None, body: Message | bool, now_ms: int) -> int:
-    if header is not None:
-        try:
-            stamp = int(header)
-        except ValueError as exc:
-            raise Rejected("bad_hlc", repr(header[:32])) from exc
-        if stamp < 0:
-            raise Rejected("bad_hlc", repr(header[:32]))
+def _stamp(kind: str, header: str | None, body: Message | bool, now_ms: int) -> int:
+    forwarded = None if header is None else _header_stamp(header)
+    own = _own_stamp(body) if kind in SELF_STAMPED_KINDS else None
+    if own is not None:
+        stamp = own
+    elif forwarded is not None:
+        stamp = forwarded
     else:
         stamp = _payload_stamp(body, now_ms)
     # A stamp from a gateway clock far in the future would win every later ordering
@@ -147,9 +162,25 @@ def _stamp(header: str | None, body: Message | bool, now_ms: int) -> int:
     return stamp
 
 
-def _payload_stamp(body: Message | bool, now_ms: int) -> int:
+def _header_stamp(header: str) -> int:
+    # Checked even where the payload's stamp is used: a malformed header is refused.
+    try:
+        stamp = int(header)
+    except ValueError as exc:
+        raise Rejected("bad_hlc", repr(header[:32])) from exc
+    if stamp < 0:
+        raise Rejected("bad_hlc", repr(header[:32]))
+    return stamp
+
+
+def _own_stamp(body: Message | bool) -> int | None:
     stamped = getattr(body, "hlc", None)
-    if isinstance(stamped, int):
-        return stamped
+    return stamped if isinstance(stamped, int) else None
+
+
+def _payload_stamp(body: Message | bool, now_ms: int) -> int:
+    own = _own_stamp(body)
+    if own is not None:
+        return own
     ts_ms = getattr(body, "ts_ms", None)
     return hlc.pack(ts_ms if isinstance(ts_ms, int) else now_ms, 0)

@@ -4,7 +4,8 @@ The result does not depend on the order the facts arrive in: sequences are a set
 (`SeqWindow`), the newest reading, report and status are chosen by HLC, and `online`
 is derived from the newest of them. A redelivered or replayed fact is a duplicate and
 changes nothing, which is what lets ingest ack only after the effect is stored and
-still apply everything exactly once.
+still apply everything exactly once: a reading by its sequence, a report or a status by
+its HLC, which is the same on every copy (`cloud.ingest.facts`, "Order").
 """
 
 from __future__ import annotations

@@ -102,6 +102,17 @@ def stream_seq(msg: Msg) -> int:
     return msg.metadata.sequence.stream  # raises NotJSMessageError
 
 
+def stored_ns(msg: Msg) -> int | None:
+    """When the leaf stored a JetStream delivery (ns since the epoch), from the same reply
+    subject as `stream_seq`; None when the reply does not carry it."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == _V1_TOKENS:
+        return int(tokens[7])
+    if len(tokens) >= _V2_TOKENS and tokens[:2] == ["$JS", "ACK"]:
+        return int(tokens[9])
+    return None
+
+
 class Forwarder:
     """Moves the leaf's UPLINK backlog to the hub until cancelled."""
 
@@ -257,6 +268,9 @@ class Forwarder:
                 await self._redelivered(msg, seq)
                 continue
             await self._check_gap(seq)
+            # The time the leaf stored it, not now: a re-send after the hub's duplicate
+            # window must carry the stamp the first copy had (routing.stored_hlc).
+            stored = stored_ns(msg)
             try:
                 out = routing.route(
                     msg.subject,
@@ -264,7 +278,7 @@ class Forwarder:
                     msg.headers,
                     stream_seq=seq,
                     gateway=self._gateway,
-                    hlc=self._clock.now(),
+                    hlc=self._clock.now() if stored is None else routing.stored_hlc(stored),
                 )
             except DecodeError as exc:
                 self._counters.dropped_invalid += 1

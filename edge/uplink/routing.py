@@ -11,6 +11,12 @@ has stored within the stream's duplicate window (ADR-31), so a forwarder that re
 after a lost PubAck, or after being killed before its local ack, stores nothing twice.
 Readings and acks are keyed by what the device put in them, so a device's own QoS 1
 re-send (MQTT 3.1.1 §4.3.2, DUP) is absorbed too. The payload crosses unchanged.
+
+`Baton-Hlc` is when the leaf stored the message (`stored_hlc`), not when it is forwarded:
+the cloud orders a device's status, readings and acks by it, so a copy re-sent after the
+hub's duplicate window, which the hub stores again, must carry the stamp the first copy
+had to be recognised as old (facts the daemon makes itself, twin reports and decisions,
+carry their own `hlc` in the payload and are ordered by that).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Mapping
 
 from edge.ingest.ids import child_span
 from edge.uplink.pipeline import Outgoing
-from shared import codec, subjects, trace
+from shared import codec, hlc, subjects, trace
 from shared.errors import DecodeError
 from shared.messages import CommandAck, Reading
 
@@ -27,6 +33,9 @@ MSG_ID = subjects.HDR_MSG_ID
 GATEWAY = subjects.HDR_GATEWAY
 HLC = subjects.HDR_HLC
 TRACEPARENT = trace.HEADER
+_NS_PER_MS = 1_000_000
+# 10,000 steps a millisecond fit the HLC's 16 logical bits.
+_NS_PER_STEP = 100
 
 
 class Unroutable(DecodeError):
@@ -37,6 +46,16 @@ class Unroutable(DecodeError):
 
 def message_id(gateway: str, device: str, kind: str, key: str | int) -> str:
     return subjects.msg_id(gateway, device, kind, key)
+
+
+def stored_hlc(stored_ns: int) -> int:
+    """The `Baton-Hlc` of a message the leaf stored at `stored_ns` (ns since the epoch).
+
+    The same for every delivery of that message, however late. Milliseconds as the
+    physical part, the 100 ns steps within that millisecond (0..9,999) as the logical
+    part: two messages stored one after the other keep their order.
+    """
+    return hlc.pack(stored_ns // _NS_PER_MS, stored_ns % _NS_PER_MS // _NS_PER_STEP)
 
 
 def route(

@@ -132,3 +132,44 @@ def test_only_a_gateway_event_may_use_the_gateways_own_subject_freely() -> None:
     with pytest.raises(Rejected) as caught:
         parse("fleet.gw1.ev.gw1", None, codec.encode(decision), now_ms=NOW)
     assert caught.value.reason == "device_mismatch"
+
+
+def report(**fields: object) -> bytes:
+    return codec.encode(ReportedState(device="d1", gw="gw1", applied_version=2, **fields))  # type: ignore[arg-type]
+
+
+def test_a_report_is_ordered_by_the_stamp_the_daemon_made_it_with() -> None:
+    # A copy re-sent after the duplicate window carries another header; the same fact
+    # must keep the same place in the order.
+    made, forwarded = hlc.pack(NOW - 5_000, 2), hlc.pack(NOW, 0)
+    fact = parse("fleet.gw1.twin.d1", {"Baton-Hlc": str(forwarded)}, report(hlc=made), now_ms=NOW)
+    assert fact.hlc == made
+
+
+def test_a_report_without_a_stamp_falls_back_to_the_header() -> None:
+    stored = hlc.pack(NOW - 100, 7)
+    fact = parse("fleet.gw1.twin.d1", {"Baton-Hlc": str(stored)}, report(), now_ms=NOW)
+    assert fact.hlc == stored
+
+
+def test_a_devices_own_stamp_does_not_order_its_reading() -> None:
+    # Readings, acks and status come from the device: the gateway's header (when the
+    # leaf stored it) orders them, not whatever the device wrote into the payload.
+    stored = hlc.pack(NOW - 100, 7)
+    data = reading(hlc=hlc.pack(NOW - 9_000, 0))
+    assert parse("fleet.gw1.r.d1", {"Baton-Hlc": str(stored)}, data, now_ms=NOW).hlc == stored
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "reason"),
+    [
+        ({"Baton-Hlc": "soon"}, report(hlc=hlc.pack(NOW, 0)), "bad_hlc"),
+        (None, report(hlc=hlc.pack(NOW + 3_600_000, 0)), "clock_drift"),
+    ],
+)
+def test_a_stamped_report_is_still_checked(
+    headers: dict[str, str] | None, data: bytes, reason: str
+) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse("fleet.gw1.twin.d1", headers, data, now_ms=NOW)
+    assert caught.value.reason == reason

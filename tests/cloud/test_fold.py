@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.ingest.facts import Fact
+from cloud.ingest.facts import Fact, parse
 from cloud.twins.fold import FoldContext, fold
 from cloud.twins.record import TwinRecord
 from cloud.twins.seqwindow import HARD_MAX_RANGES, MAX_RANGES, SeqWindow
-from shared import hlc
+from shared import codec, hlc
 from shared.messages import Reading, ReportedState
 
 NOW = 1_800_000_000_000
@@ -186,7 +186,6 @@ def test_backlog_older_than_silence_does_not_bring_a_device_online() -> None:
 
 
 def test_record_round_trips_and_reads_as_a_plain_twin() -> None:
-    from shared import codec
     from shared.messages import TwinState
 
     record = fold(None, [reading_fact(4), reading_fact(9)], CTX).record
@@ -194,3 +193,29 @@ def test_record_round_trips_and_reads_as_a_plain_twin() -> None:
     assert TwinRecord.decode(data) == record
     plain = codec.decode(data, TwinState)
     assert (plain.gw, plain.device, plain.last_seen_ms) == ("gw1", "d1", record.last_seen_ms)
+
+
+def test_a_report_or_status_replayed_after_the_duplicate_window_changes_nothing() -> None:
+    # The gateway re-sends them later, with another header; each fact keeps its own
+    # stamp (the daemon's in a report, the leaf's store time for a status), so the fold
+    # sees them for what they are: already applied.
+    def twin_msg(version: int, made_ms: int, sent_ms: int) -> Fact:
+        body = ReportedState(
+            device="d1", gw="gw1", applied_version=version, hlc=hlc.pack(made_ms, 0)
+        )
+        headers = {"Baton-Hlc": str(hlc.pack(sent_ms, 0))}
+        return parse("fleet.gw1.twin.d1", headers, codec.encode(body), now_ms=NOW)
+
+    def status_msg(online: bool, stored_ms: int) -> Fact:
+        headers = {"Baton-Hlc": str(hlc.pack(stored_ms, 0))}
+        return parse(
+            "fleet.gw1.status.d1", headers, b"online" if online else b"offline", now_ms=NOW
+        )
+
+    first = [twin_msg(1, NOW - 900, NOW - 800), status_msg(False, NOW - 700)]
+    first += [twin_msg(2, NOW - 600, NOW - 500), status_msg(True, NOW - 400)]
+    applied = fold(None, first, CTX).record
+    replayed = [twin_msg(1, NOW - 900, NOW - 50), status_msg(False, NOW - 700)]
+    again = fold(applied, replayed, CTX)
+    assert not again.changed and len(again.duplicates) == 2
+    assert (again.record.reported_version, again.record.online) == (2, True)

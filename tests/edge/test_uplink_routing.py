@@ -74,3 +74,22 @@ def test_what_the_hub_must_not_get_is_refused_with_a_reason(
         _route(subject, data, {MSG_ID: "x"})
     assert caught.value.reason == reason
     assert isinstance(caught.value, Unroutable) == (reason == "unroutable")
+
+
+def test_the_hlc_of_a_stored_message_is_its_store_time_in_order() -> None:
+    # Baton-Hlc is when the leaf stored the message: the same on every delivery of it
+    # (a re-send after the hub's duplicate window included), in store order.
+    from edge.uplink.forwarder import stored_ns
+    from shared import hlc
+
+    at = 1_800_000_000_123_456_789
+    stamp = routing.stored_hlc(at)
+    assert hlc.unpack(stamp) == (1_800_000_000_123, 4567)
+    assert routing.stored_hlc(at + 100) > stamp > routing.stored_hlc(at - 100)
+
+    class Delivery:
+        reply = f"$JS.ACK.edge-gw1.ACCHASH.UPLINK.forwarder.1.42.7.{at}.0.TOKEN"
+
+    assert stored_ns(Delivery()) == at  # type: ignore[arg-type]
+    Delivery.reply = f"$JS.ACK.UPLINK.forwarder.1.42.7.{at}.0"
+    assert stored_ns(Delivery()) == at  # type: ignore[arg-type]

@@ -33,7 +33,6 @@ from nats.aio.client import Client
 from cloud.orchestrator import Orchestrator
 from edge.daemon import EdgeDaemon
 from edge.store import EdgeStore
-from shared import subjects
 from shared.messages import CommandAck, ReportedState
 from shared.natsrun import LocalTopology
 
@@ -195,8 +194,10 @@ async def test_desired_state_converges_and_a_refused_value_never_looks_converged
         async with HubTap(hub_nc, "twin", PUMP, ReportedState) as reports:
             put = await http.put(f"/api/devices/{GW}/{PUMP}/desired", json=too_cold)
             assert put.json()["version"] == 2
-            report, msg = await reports.first(lambda r: r.refused_version == 2)
-        stamp = int((msg.headers or {})[subjects.HDR_HLC])
+            report, _ = await reports.first(lambda r: r.refused_version == 2)
+        # The cloud orders a report by the stamp the daemon made it with (cloud.ingest.facts).
+        stamp = report.hlc
+        assert stamp is not None
         await cloud.wait_for(lambda: _twin(cloud).reported_hlc >= stamp, WAIT_S)
         refused = (await http.get(f"/api/devices/{GW}/{PUMP}")).json()
         after = sim.state(PUMP)

@@ -8,8 +8,11 @@ second time. Only the cloud's idempotent ingest (keyed by gateway, device, seque
 stands between the replay and a second effect.
 
 The test sets that state up exactly: the messages are in the leaf's UPLINK stream and
-were published to FLEET under the forwarder's own ids (the cloud applied them); the
-window passes; a forwarder starts and re-sends everything.
+were published to FLEET as the forwarder publishes them (`edge.uplink.routing.route`:
+its ids, its headers; the cloud applied them); the window passes; a forwarder starts
+and re-sends everything. Readings are recognised by their sequence; twin reports and
+device status by their HLC, which must be the same on the re-sent copy (the daemon's
+stamp in a report, the leaf's store time in `Baton-Hlc`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from datapath_kit import (
     GW,
     HubView,
@@ -29,8 +31,10 @@ from datapath_kit import (
     ingest_count,
     reading,
 )
+from nats.js.api import AckPolicy, ConsumerConfig
 
-from edge.uplink import Uplink, UplinkConfig
+from edge.uplink import Uplink, UplinkConfig, routing
+from edge.uplink.forwarder import stored_ns, stream_seq
 from shared import codec, hlc, streams, subjects
 from shared.messages import ReportedState
 from shared.natsrun import LocalTopology
@@ -54,26 +58,49 @@ async def outlive_the_window() -> None:
 
 
 async def already_forwarded(
-    hub: HubView | None, leaf: LeafView, items: list[tuple[str, str, str | int, bytes]]
+    hub: HubView | None, leaf: LeafView, items: list[tuple[str, str | int, bytes]]
 ) -> None:
-    """Store `items` (leaf subject, fleet subject, id key, payload) in the leaf's UPLINK
-    *and* at the hub under the forwarder's ids: what a forwarder killed between the
-    hub's PubAck and its local ack leaves behind. Without `hub`: only the leaf part (a
-    second such kill, after the hub already stored them)."""
-    clock = hlc.HybridLogicalClock()
-    for leaf_subject, fleet_subject, key, payload in items:
-        device, kind = fleet_subject.split(".")[3], fleet_subject.split(".")[2]
-        msg_id = subjects.msg_id(GW, device, kind, key)
-        leaf_headers = {subjects.HDR_MSG_ID: msg_id} if leaf_subject.startswith("uplink.") else None
-        await leaf.js.publish(leaf_subject, payload, headers=leaf_headers)
-        if hub is None:
-            continue
-        hub_headers = {
-            subjects.HDR_MSG_ID: msg_id,
-            subjects.HDR_GATEWAY: GW,
-            subjects.HDR_HLC: str(clock.now()),
-        }
-        await hub.js.publish(fleet_subject, payload, headers=hub_headers)
+    """Store `items` (leaf subject, id key, payload) in the leaf's UPLINK *and* at the hub
+    as the forwarder sends them: what a forwarder killed between the hub's PubAck and its
+    local ack leaves behind. Without `hub`: only the leaf part (a second such kill, after
+    the hub already stored them). Call it while no forwarder runs."""
+    first = 0
+    for leaf_subject, key, payload in items:
+        headers = None
+        if leaf_subject.startswith("uplink."):  # the daemon's own items, as `submit` sends them
+            kind, device = leaf_subject.split(".")[2:]
+            headers = {subjects.HDR_MSG_ID: subjects.msg_id(GW, device, kind, key)}
+        ack = await leaf.js.publish(leaf_subject, payload, headers=headers)
+        first = first or ack.seq
+    if hub is not None:
+        await _forward_once(hub, leaf, first, len(items))
+
+
+async def _forward_once(hub: HubView, leaf: LeafView, first: int, count: int) -> None:
+    """Publish leaf messages `first`.. at the hub exactly as the forwarder routes them,
+    leaving them in the leaf (never acked there)."""
+    durable = "replay-setup"
+    # A work-queue stream's consumers deliver all: skip what came before `first`.
+    config = ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT)
+    await leaf.js.add_consumer(subjects.UPLINK_STREAM, config)
+    sub = await leaf.js.pull_subscribe_bind(durable, subjects.UPLINK_STREAM)
+    try:
+        sent = 0
+        while sent < count:
+            for msg in await sub.fetch(500, timeout=10):
+                seq, stored = stream_seq(msg), stored_ns(msg)
+                if seq < first:
+                    continue
+                assert stored is not None
+                out = routing.route(
+                    msg.subject, msg.data, msg.headers, stream_seq=seq,
+                    gateway=GW, hlc=routing.stored_hlc(stored),
+                )  # fmt: skip
+                await hub.js.publish(out.subject, out.payload, headers=out.headers)
+                sent += 1
+    finally:
+        await sub.unsubscribe()
+        await leaf.js.delete_consumer(subjects.UPLINK_STREAM, durable)
 
 
 async def test_readings_replayed_after_the_duplicate_window_apply_once(
@@ -89,10 +116,8 @@ async def test_readings_replayed_after_the_duplicate_window_apply_once(
     ):
         await streams.ensure_stream(leaf.js, streams.uplink_stream(GW))
         await shrink_duplicate_window(hub)
-        items = [
-            (f"baton.d.{d}.r", subjects.fleet(GW, "r", d), s, reading(d, s))
-            for s in range(per_device)
-            for d in DEVICES
+        items: list[tuple[str, str | int, bytes]] = [
+            (f"baton.d.{d}.r", s, reading(d, s)) for s in range(per_device) for d in DEVICES
         ]
         for replay in range(replays):
             await already_forwarded(hub if replay == 0 else None, leaf, items)
@@ -130,23 +155,13 @@ async def test_readings_replayed_after_the_duplicate_window_apply_once(
     assert counted == {d: per_device for d in DEVICES}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: the forwarder stamps Baton-Hlc at forwarding time "
-        "(edge/uplink/routing.py route(hlc=clock.now())) and cloud ingest orders twin "
-        "reports and status by that header before the payload's own hlc "
-        "(cloud/ingest/facts.py _stamp); a ReportedState re-sent after the FLEET duplicate "
-        "window thus carries a newer HLC than the reports applied since, and the fold "
-        "(cloud/twins/fold.py _apply: fact.hlc <= reported_hlc) applies it a second time"
-    ),
-)
 async def test_twin_reports_replayed_after_the_duplicate_window_apply_once(
     topology: LocalTopology, tmp_path: Path, figures: Figures
 ) -> None:
     device = "r0"
+    clock = hlc.HybridLogicalClock()  # the twin keeper's: each report stamped as it is made
     reports = [
-        ReportedState(device=device, gw=GW, applied_version=v, state={"v": v}, hlc=None)
+        ReportedState(device=device, gw=GW, applied_version=v, state={"v": v}, hlc=clock.now())
         for v in (1, 2, 3)
     ]
     async with (
@@ -154,24 +169,14 @@ async def test_twin_reports_replayed_after_the_duplicate_window_apply_once(
         LeafView.open(topology.leaf.client_url) as leaf,
         cloud_replica(topology.hub.client_url, tmp_path) as cloud,
     ):
-        await streams.ensure_stream(leaf.js, streams.uplink_stream(GW))
         await shrink_duplicate_window(hub)
         # The cloud needs the device (a reading), then gets reports v1..v3.
-        await already_forwarded(
-            hub,
-            leaf,
-            [(f"baton.d.{device}.r", subjects.fleet(GW, "r", device), 0, reading(device, 0))],
-        )
+        await already_forwarded(hub, leaf, [(f"baton.d.{device}.r", 0, reading(device, 0))])
         await already_forwarded(
             hub,
             leaf,
             [
-                (
-                    subjects.uplink(GW, "twin", device),
-                    subjects.fleet(GW, "twin", device),
-                    f"v{r.applied_version}",
-                    codec.encode(r),
-                )
+                (subjects.uplink(GW, "twin", device), r.applied_version, codec.encode(r))
                 for r in reports
             ],
         )
@@ -193,4 +198,44 @@ async def test_twin_reports_replayed_after_the_duplicate_window_apply_once(
         twin = await hub.twin(device)
     figures.record(reports=3, replayed=3, reports_applied=int(applied))
     assert twin is not None and twin.reported_version == 3
+    assert twin.reported_hlc == reports[-1].hlc
     assert applied == 3, "a replayed report was applied again"
+
+
+async def test_device_status_replayed_after_the_duplicate_window_applies_once(
+    topology: LocalTopology, tmp_path: Path, figures: Figures
+) -> None:
+    # A status message (`offline` as a last will, `online` when back) has no stamp of
+    # its own: the leaf's store time in Baton-Hlc is what the re-sent copy must repeat.
+    device = "r1"
+    changes = [b"offline", b"online", b"offline", b"online"]
+    async with (
+        HubView.open(topology.hub.client_url) as hub,
+        LeafView.open(topology.leaf.client_url) as leaf,
+        cloud_replica(topology.hub.client_url, tmp_path) as cloud,
+    ):
+        await shrink_duplicate_window(hub)
+        await already_forwarded(hub, leaf, [(f"baton.d.{device}.r", 0, reading(device, 0))])
+        status = f"baton.d.{device}.status"
+        await already_forwarded(hub, leaf, [(status, n, body) for n, body in enumerate(changes)])
+        await eventually(
+            lambda: ingest_count(cloud, "status", "applied") >= len(changes),
+            "the status changes applied",
+        )
+        await outlive_the_window()
+        async with Uplink(leaf.nc, GW, FAST):
+            assert await hub.wait_count(2 * len(changes), kind="status")
+            assert await leaf.wait_empty()
+        await eventually(
+            lambda: (
+                ingest_count(cloud, "status", "applied")
+                + ingest_count(cloud, "status", "duplicate")
+                >= 2 * len(changes)
+            ),
+            "the replayed status ingested",
+        )
+        applied = ingest_count(cloud, "status", "applied")
+        twin = await hub.twin(device)
+    figures.record(status_changes=len(changes), replayed=len(changes), applied=int(applied))
+    assert twin is not None and twin.online
+    assert applied == len(changes), "a replayed status was applied again"
