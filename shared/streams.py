@@ -9,6 +9,12 @@
 UPLINK captures the device subjects itself, so a reading the leaf accepted is on disk
 whether or not the edge daemon is running (a daemon kill -9 loses nothing). It is a work
 queue: the forwarder's ack after the hub's PubAck is what frees the space.
+
+UPLINK must exist before the leaf serves its first sensor: nats-server PUBACKs an MQTT
+QoS 1 PUBLISH that no stream captures, and the reading is then kept nowhere. So it is
+created with the leaf (`ensure_leaf`, from `shared.natsrun.prepare`: the harness's leaf
+start and the gateway unit's `baton nats ensure-streams`), not by the daemon's first
+start; the daemon then sets its limits from edge.toml (`edge.uplink.Uplink.start`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ DOWNLINK_MAX_AGE_S = 24 * 3600.0
 LEASE_TTL_S = 10.0
 
 FullPolicy = Literal["drop_oldest", "refuse_new"]
+# JSStreamNameExistErr: a stream of that name exists with another configuration.
+_STREAM_NAME_IN_USE = 10058
 
 
 def uplink_stream(
@@ -136,6 +144,39 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     # rather than refuse to start.
     with contextlib.suppress(BadRequestError):
         await js.update_stream(config=config)
+
+
+async def create_stream(js: JetStreamContext, config: StreamConfig) -> bool:
+    """Create the stream unless it exists; never change one that does. True if created."""
+    name = config.name or ""
+    try:
+        await js.stream_info(name)
+        return False
+    except NotFoundError:
+        pass
+    try:
+        await js.add_stream(config=config)
+    except BadRequestError as exc:
+        # Someone else (the daemon starting meanwhile) created it first, with its limits.
+        if exc.err_code == _STREAM_NAME_IN_USE:
+            return False
+        raise
+    return True
+
+
+def leaf_streams(gateway: str) -> tuple[StreamConfig, ...]:
+    """The gateway's own streams on its leaf, with default limits."""
+    return (uplink_stream(gateway),)
+
+
+async def ensure_leaf(js: JetStreamContext, gateway: str) -> list[str]:
+    """Create the gateway's leaf streams that are missing; the names of those created.
+
+    One that exists is kept as it is: its limits are the daemon's, from edge.toml.
+    """
+    return [
+        config.name or "" for config in leaf_streams(gateway) if await create_stream(js, config)
+    ]
 
 
 async def ensure_hub(js: JetStreamContext, replicas: int = 1) -> None:

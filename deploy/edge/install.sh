@@ -36,7 +36,8 @@ What it does:
                                (fsync always), MQTT listener, TLS link to the hub;
                                with gateway.conf (from these flags) and creds.conf
   - systemd units baton-nats and baton-edge (restart always, watchdog, hardened,
-    run as the unprivileged user '$SERVICE_USER'), enabled and started
+    run as the unprivileged user '$SERVICE_USER'), enabled and started; baton-nats
+    creates the gateway's UPLINK stream before the leaf takes sensor connections
 
 Gateway:
   --creds FILE         the gateway's credentials, from

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import click
 
+from shared.errors import HarnessError
 from shared.natsrun import DEFAULT_GATEWAY, LocalTopology, NatsServer
+from shared.natsrun.prepare import create_gateway_streams, prepare_leaf_store
 
 log = logging.getLogger(__name__)
+
+# A gateway's leaf restores its whole store to start: a backlog on an SD card is slow.
+PREPARE_READY_TIMEOUT_S = 60.0
 
 
 @click.group(name="nats")
@@ -70,6 +75,53 @@ def up(
     asyncio.run(_run(topology))
 
 
+@nats_group.command(name="ensure-streams")
+@click.option(
+    "--leaf-config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The gateway leaf's nats-server config (e.g. /etc/baton/leaf.conf). The leaf "
+    "must not be running: nothing stops two servers sharing its store (use --url then).",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="A running leaf's client URL, with a login that may create streams "
+    "(nats://user:password@host:port), instead of --leaf-config.",
+)
+@click.option(
+    "--ready-timeout",
+    type=float,
+    default=PREPARE_READY_TIMEOUT_S,
+    show_default=True,
+    help="Seconds the private start may take (it reads the whole store).",
+)
+def ensure_streams(leaf_config: Path | None, url: str | None, ready_timeout: float) -> None:
+    """Create the gateway's own streams (UPLINK) on its leaf, if missing.
+
+    \b
+    With --leaf-config (what baton-nats.service runs before the leaf starts): start
+    the leaf privately from that config and on its store, with every listener on a
+    free loopback port, no hub link and a throwaway login; create what is missing;
+    stop it. The leaf's MQTT listener then never acknowledges a reading that no
+    stream keeps. Idempotent: a stream that exists is left as it is (the edge
+    daemon sets its limits from edge.toml).
+    """
+    if (leaf_config is None) == (url is None):
+        raise click.UsageError("give one of --leaf-config FILE or --url URL")
+    try:
+        if leaf_config is not None:
+            gateway, created = asyncio.run(
+                prepare_leaf_store(leaf_config, ready_timeout=ready_timeout)
+            )
+        else:
+            gateway, created = asyncio.run(create_gateway_streams(url or ""))
+    except HarnessError as exc:
+        raise click.ClickException(str(exc)) from exc
+    what = f"created {', '.join(created)}" if created else "all present"
+    click.echo(f"gateway {gateway}: leaf streams {what}")
+
+
 async def _run(topology: LocalTopology) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -110,7 +162,10 @@ async def _start(topology: LocalTopology) -> None:
     click.echo(f"stores: {where}")
     click.echo(f"starting hub nats-server (JetStream domain {hub.domain!r}) ...")
     await hub.start()
-    click.echo(f"starting leaf nats-server (JetStream domain {leaf.domain!r}, MQTT) ...")
+    click.echo(
+        f"starting leaf nats-server (JetStream domain {leaf.domain!r}, MQTT, "
+        "and the gateway's UPLINK stream) ..."
+    )
     await leaf.start()
     click.echo("waiting for the leaf node link to carry JetStream ...")
     await topology.wait_linked()

@@ -42,6 +42,9 @@ class ServerConfig:
     """Leaf only: the MQTT 3.1.1 listener for sensors."""
     hub_leafnode_url: str | None = None
     """Leaf only: the hub's leaf node URL to solicit."""
+    gateway: str | None = None
+    """Leaf only: the gateway whose own streams (UPLINK) `NatsServer.start()` creates
+    before it returns, so the MQTT listener never acknowledges into nothing."""
     sync_always: bool = True
     """fsync every JetStream write (DESIGN: a single node has no replica to fall back on)."""
     temporary: bool = False
@@ -160,6 +163,7 @@ def leaf_config(
         monitor_port=_port(monitor_port),
         mqtt_port=_port(mqtt_port),
         hub_leafnode_url=hub_leafnode_url,
+        gateway=gateway_id,
         sync_always=sync_always,
         temporary=temporary,
     )

@@ -117,7 +117,8 @@ class NatsServer(Service):
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the server and return once it serves clients with JetStream enabled.
+        """Start the server and return once it serves clients with JetStream enabled
+        and, for a gateway leaf (`config.gateway`), once the gateway's own streams exist.
 
         Raises `BinaryNotFound`, `PortInUse`, or `ServerStartError` with the log's tail.
         Starting again after `stop()` or `kill()` reuses the same ports and store.
@@ -132,6 +133,8 @@ class NatsServer(Service):
         self._proc = await self._spawn(binary, conf)
         try:
             await self._wait_ready(self._proc)
+            if self._config.gateway is not None:
+                await _create_gateway_streams(self.client_url, self._config.gateway)
         except BaseException:
             await self.kill()
             raise
@@ -284,6 +287,13 @@ class NatsServer(Service):
         except OSError as exc:
             return f"(no log: {exc})"
         return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+async def _create_gateway_streams(client_url: str, gateway: str) -> None:
+    # Imported here: prepare.py builds on this module.
+    from shared.natsrun.prepare import create_gateway_streams
+
+    await create_gateway_streams(client_url, gateway=gateway)
 
 
 def _send(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:

@@ -2,24 +2,35 @@
 
 It lays out the expected tree with the expected modes, its units pass `systemd-analyze
 verify`, a second run changes nothing but the version stamp, a flag changes only what
-it names, and `--uninstall` removes baton but keeps (and names) the data.
+it names, and `--uninstall` removes baton but keeps (and names) the data. The leaf's
+unit creates the gateway's UPLINK stream before the leaf serves a sensor, so a reading
+acknowledged on a gateway whose edge daemon never ran is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import nats
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import load_edge_config
-from shared.creds import CredStore
+from shared import codec, subjects
+from shared.creds import EDGE_USER, CredStore
+from shared.messages import Reading, now_ms
 
-from ._support import GATEWAY, INSTALL_SH, nats_server_test, run_install
+from ._support import GATEWAY, INSTALL_SH, installed_leaf, nats_server_test, run_install
 
 STAMP = "opt/baton/INSTALLED"
+ENSURE_STREAMS = "/opt/baton/venv/bin/baton nats ensure-streams --leaf-config /etc/baton/leaf.conf"
 EXPECTED = {
     # path: mode
     "etc/baton/leaf.conf": 0o644,
@@ -101,12 +112,76 @@ def test_units_restart_watch_and_confine_the_services(installed: Path) -> None:
                  "PrivateDevices=yes"):  # fmt: skip
         assert line in edge.splitlines(), line
     assert "ExecStart=/opt/baton/venv/bin/nats-server -c /etc/baton/leaf.conf" in nats_unit
+    # Before the leaf serves a sensor, its UPLINK stream is in the store (a check that
+    # failed stops the unit; it never runs the leaf without it).
+    prepare = "ExecStartPre=" + ENSURE_STREAMS
+    assert nats_unit.index(prepare) < nats_unit.index("ExecStart=/")
     for unit in (edge, nats_unit):
         lines = unit.splitlines()
         for line in ("Restart=always", "User=baton", "ProtectSystem=strict", "NoNewPrivileges=yes",
                      "ProtectHome=yes", "PrivateTmp=yes", "CapabilityBoundingSet="):  # fmt: skip
             assert line in lines, line
         assert not [line for line in lines if "@" in line and "=" in line], "unrendered template"
+
+
+def _ensure_streams_argv(leaf_conf: Path) -> list[str]:
+    """The unit's `baton nats ensure-streams` line, run from this checkout's baton."""
+    argv = shlex.split(ENSURE_STREAMS.replace("/etc/baton/leaf.conf", str(leaf_conf)))
+    return [sys.executable, "-m", "shared.cli.main", *argv[1:]]
+
+
+async def _run(argv: list[str]) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+def _publish_qos1(port: int, device: str, password: str, payload: bytes) -> None:
+    """One MQTT QoS 1 PUBLISH as `device`, returning once the leaf's PUBACK arrived."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv311)
+    client.username_pw_set(device, password)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        info = client.publish(subjects.mqtt_reading(device), payload, qos=1)
+        info.wait_for_publish(timeout=30)
+        assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def test_the_leaf_keeps_readings_acknowledged_before_any_daemon_ran(
+    installed: Path, tmp_path: Path, store: CredStore, no_nats_left: None
+) -> None:
+    # The installed leaf on free ports, as its unit runs it: ExecStartPre, then the leaf.
+    folder = tmp_path / "leaf"
+    leaf, mqtt_port = installed_leaf(installed, folder)
+    leaf_conf = folder / "leaf.conf"
+    shutil.copy(installed / "etc/baton/leaf.conf", leaf_conf)
+    assert "created UPLINK" in await _run(_ensure_streams_argv(leaf_conf))
+    assert "all present" in await _run(_ensure_streams_argv(leaf_conf))  # idempotent
+    device = "dev-a"
+    reading = Reading(device=device, seq=0, ts_ms=now_ms(), metrics={"t": 21.5})
+    async with leaf:
+        # A sensor, the moment the leaf is up; no edge daemon has ever started.
+        await asyncio.to_thread(
+            _publish_qos1, mqtt_port, device, store.device_password(device), codec.encode(reading)
+        )
+        nc = await nats.connect(
+            leaf.client_url, user=EDGE_USER, password=store.edge_password(GATEWAY)
+        )
+        try:
+            js = nc.jetstream(domain=subjects.gateway_domain(GATEWAY))
+            stored = await js.get_last_msg(
+                subjects.UPLINK_STREAM, subjects.mqtt_to_nats(subjects.mqtt_reading(device))
+            )
+        finally:
+            await nc.close()
+    assert codec.decode(stored.data or b"", Reading) == reading
 
 
 def _verify_problems(units: list[Path]) -> list[str]:

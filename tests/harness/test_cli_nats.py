@@ -11,7 +11,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from shared import subjects
 from shared.compat import timeout
+from shared.natsrun import LocalTopology
 
 READY_LINE = "Ctrl-C to stop."
 START_TIMEOUT_S = 30.0
@@ -58,6 +60,9 @@ async def test_nats_up_prints_urls_and_stops_cleanly_on_signal(
         nc = await nats.connect(fields["leaf client"], allow_reconnect=False)
         try:
             assert (await nc.jetstream(domain="hub").account_info()).domain == "hub"
+            # Ready means the leaf stores what its MQTT listener acknowledges.
+            uplink = await nc.jetstream(domain="edge-gwx").stream_info(subjects.UPLINK_STREAM)
+            assert subjects.READINGS_ALL in (uplink.config.subjects or [])
         finally:
             await nc.close()
         proc.send_signal(sig)
@@ -70,3 +75,34 @@ async def test_nats_up_prints_urls_and_stops_cleanly_on_signal(
     assert proc.returncode == 0
     assert out.decode().splitlines()[-1] == "stopped"
     assert not [pid for pid in (fields["hub pid"], fields["leaf pid"]) if _alive(int(pid))]
+
+
+async def _ensure_streams(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli.main", "nats", "ensure-streams", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with timeout(START_TIMEOUT_S):
+        out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_ensure_streams_creates_what_a_running_leaf_lacks(topology: LocalTopology) -> None:
+    nc = await nats.connect(topology.leaf.client_url, allow_reconnect=False)
+    try:
+        await nc.jetstream(domain=topology.leaf.domain).delete_stream(subjects.UPLINK_STREAM)
+        assert await _ensure_streams("--url", topology.leaf.client_url) == (
+            0, "gateway gw1: leaf streams created UPLINK\n",
+        )  # fmt: skip
+        assert await _ensure_streams("--url", topology.leaf.client_url) == (
+            0, "gateway gw1: leaf streams all present\n",
+        )  # fmt: skip
+        await nc.jetstream(domain=topology.leaf.domain).stream_info(subjects.UPLINK_STREAM)
+    finally:
+        await nc.close()
+
+
+async def test_ensure_streams_needs_one_way_to_the_leaf() -> None:
+    code, out = await _ensure_streams()
+    assert code == 2 and "--leaf-config FILE or --url URL" in out

@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from shared import streams, subjects
 from shared.compat import timeout
 from shared.natsrun import LocalTopology
 
@@ -90,21 +91,40 @@ async def test_mqtt_publish_arrives_on_the_nats_subject(topology: LocalTopology)
     assert (msg.subject, msg.data) == ("baton.d.dev1.r", b"21.5")
 
 
-async def test_mqtt_reading_lands_in_a_leaf_stream(topology: LocalTopology) -> None:
+async def test_mqtt_reading_lands_in_the_leafs_uplink_stream(topology: LocalTopology) -> None:
+    # The leaf's start created the gateway's UPLINK: no edge daemon has run, and a
+    # reading the leaf acknowledges is stored all the same.
     assert topology.leaf.mqtt_url is not None
     nc = await _connect(topology.leaf.client_url)
     try:
         js = nc.jetstream(domain=topology.leaf.domain)
-        await js.add_stream(name="EDGE_READINGS", subjects=["baton.d.*.r"])
+        await mqtt_publish(topology.leaf.mqtt_url, "baton/d/dev2/r", b"7", "dev2")
         # The PUBACK can come before the stream has stored the message; a consumer
         # waits for it instead of racing a direct get.
-        sub = await js.pull_subscribe("baton.d.dev2.r", stream="EDGE_READINGS")
-        await mqtt_publish(topology.leaf.mqtt_url, "baton/d/dev2/r", b"7", "dev2")
+        sub = await js.pull_subscribe("baton.d.dev2.r", stream=subjects.UPLINK_STREAM)
         (msg,) = await sub.fetch(1, timeout=WAIT_S)
         await msg.ack()
     finally:
         await nc.close()
     assert msg.data == b"7"
+
+
+async def test_a_leaf_restart_keeps_the_limits_the_daemon_set(topology: LocalTopology) -> None:
+    nc = await _connect(topology.leaf.client_url)
+    try:
+        js = nc.jetstream(domain=topology.leaf.domain)
+        small = streams.uplink_stream(topology.gateway_id, max_bytes=8192, when_full="refuse_new")
+        await streams.ensure_stream(js, small)  # what `Uplink.start` does with edge.toml
+    finally:
+        await nc.close()
+    await topology.leaf.restart()  # creates what is missing, changes nothing that exists
+    nc = await _connect(topology.leaf.client_url)
+    try:
+        js = nc.jetstream(domain=topology.leaf.domain)
+        config = (await js.stream_info(subjects.UPLINK_STREAM)).config
+    finally:
+        await nc.close()
+    assert (config.max_bytes, config.discard) == (8192, small.discard)
 
 
 async def test_leaf_client_publishes_to_a_hub_stream(topology: LocalTopology) -> None:

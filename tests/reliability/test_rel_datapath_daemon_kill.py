@@ -18,7 +18,6 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 from datapath_kit import (
     GW,
     EdgeProcess,
@@ -64,8 +63,6 @@ async def test_daemon_kill9_under_load_loses_nothing_and_applies_nothing_twice(
         MqttLoad(topology.leaf.mqtt_url or "", DEVICES, rate_per_s=RATE_PER_S) as load,
     ):
         try:
-            # The daemon's first start creates the leaf's UPLINK stream; only from then
-            # on does the leaf store readings by itself (see docs/guarantees.md).
             await edge.start()
             await edge.wait_ready()
             async with sustained(load):
@@ -127,19 +124,11 @@ async def test_daemon_kill9_under_load_loses_nothing_and_applies_nothing_twice(
     assert integrity == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product gap: the leaf's UPLINK stream is created only by the edge daemon's first "
-        "start (edge.uplink.Uplink.start -> streams.ensure_stream); until then the leaf "
-        "PUBACKs sensor readings on baton/d/+/r and stores them nowhere, so a fresh "
-        "gateway (or one whose daemon never came up) loses acknowledged readings. "
-        "The installer / `baton nats up` should create UPLINK with the leaf."
-    ),
-)
 async def test_readings_acknowledged_before_the_daemon_ever_started_reach_the_hub(
     topology: LocalTopology, tmp_path: Path, figures: Figures
 ) -> None:
+    # The leaf creates UPLINK as it starts (shared/natsrun/prepare.py), so what it
+    # acknowledges before any daemon has run is stored, and forwarded once one does.
     early = 20
     config = EdgeConfig(
         gateway=GW,
