@@ -1,13 +1,18 @@
 """llm: tokens/s of the agent engine vs bare llama-cpp-python, on the same GGUF.
 
 baton: one question to a fresh `AgentSession` over `LlamaBackend` (worker thread, batched
-token handover, tool-call parser, framing, events), question in → `agent_complete`.
+text handover, tool-call parser, framing, events), question in → `agent_complete`.
 Bare (the reference): the plainest loop llama-cpp-python offers on the same loaded model
 with the same prompt and sampling: tokenize, `Llama.generate`, detokenize each token. A
 third arm, `create_completion(stream=True)`, is what most users write; it goes in the
-note (its per-token bookkeeping makes it the slower of the two bare ones). The default model is the tiny random
-one `shared.agent.tinygguf` writes (its end-of-sequence is never sampled, so every reply
-runs to `max_tokens`); `--model` takes any GGUF.
+note (its per-token bookkeeping makes it the slower of the two bare ones).
+
+Both sides run on one `Llama` (same threads, n_ctx, n_batch), tokenize the same prompt
+(checked: the agent's prompt tokens must be the bare prompt's, or the run fails) and
+find it in the KV cache from the round before, so each evaluates one prompt token and
+then decodes; the timings are decode plus what each side does around it. The default
+model is the tiny random one `shared.agent.tinygguf` writes (its end-of-sequence is
+never sampled, so every reply runs to `max_tokens`); `--model` takes any GGUF.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.bench.context import Context, alternate
-from shared.bench.row import Goal, Row
+from shared.bench.row import TIMES, Goal, Row
 from shared.bench.runner import Skip
 from shared.bench.stats import Summary
 
@@ -30,6 +35,9 @@ GOALS = (Goal("ratio", ">=", 0.95),)
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
 GATEWAY = "gw1"
 QUESTION = "Why did the fan of pump-7 turn on, and is the temperature falling now?"
+# One reply of 128 tokens on the tiny model is ~16 ms: a neighbour's burst hits a few of
+# them, so take many rounds and read the median.
+ROUNDS = 41
 
 
 def _model(ctx: Context) -> Path:
@@ -125,8 +133,10 @@ async def run(ctx: Context) -> list[Row]:
     finally:
         await backend.aclose()
     baton, bare, completion = (Summary.of(rates[arm]) for arm in ("baton", "bare", "completion"))
+    paired = Summary.of([a / b for a, b in zip(rates["baton"], rates["bare"], strict=True)])
     note = (
-        f"{config.max_tokens} tokens per reply, question in → reply complete; "
+        f"{config.max_tokens} tokens per reply, question in → reply complete, same prompt "
+        f"tokens on both sides; median of the per-round ratios {paired.median:.2f}{TIMES}; "
         f"create_completion(stream=True) on the same model: {completion.median:,.0f} tokens/s"
     )
     return [
@@ -158,8 +168,17 @@ async def _alternate(ctx: Context, backend: Any, config: Any) -> dict[str, list[
         return [_bare_completion(llm, prompt, stop, config)]
 
     arms = {"baton": agent, "bare": bare, "completion": completion}
-    rounds = ctx.pick(quick=2, full=9)
+    rounds = ctx.pick(quick=2, full=ROUNDS)
     ctx.say(f"{rounds} rounds of one reply per side, {config.max_tokens} tokens each")
-    for arm in arms.values():  # warm-up: the first evaluation of the prompt
+    await agent()  # warm-up: the first evaluation of the prompt
+    _check_same_prompt(llm, prompt)
+    for arm in (bare, completion):
         await arm()
     return await alternate(rounds, arms)
+
+
+def _check_same_prompt(llm: Any, prompt: str) -> None:
+    """The agent's reply left its prompt in the context: it must be the bare side's."""
+    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    if list(llm.input_ids[: len(tokens)]) != tokens:
+        raise RuntimeError("the agent's prompt is not the bare side's: the comparison is off")
