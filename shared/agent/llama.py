@@ -1,16 +1,23 @@
 """`LlamaBackend`: llama-cpp-python over a GGUF file, streamed into the event loop.
 
 One dedicated worker thread owns the `Llama` object (load, generate, close): a llama.cpp
-context is not reentrant, and the loop must never wait on a token. The worker hands
-tokens over in small batches (`HANDOVER_TOKENS` or `HANDOVER_S`, whichever first): one
-`call_soon_threadsafe` per token would cost the loop a wake-up each, which on a tiny or
-fast model is most of the time per token.
+context is not reentrant, and the loop must never wait on a token. The worker hands text
+over in batches: the first once `chunk_chars` characters wait (the session's `Framer`
+then emits the reply's first `content_chunk`), later ones every `HANDOVER_S`, the last
+with the end of the reply. A slow model's tokens, further apart than `HANDOVER_S`, still
+go one by one. Each handover wakes the loop, whose Python then wants the GIL the worker
+needs between two llama.cpp calls, and the two threads trade it until the worker is in
+llama.cpp again: handing over every 8 tokens cost a fast model a tenth of its tokens/s
+(docs/benchmarks.md, llm). By time, the loop wakes at most 50 times a second whatever
+the model's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator, Sequence
@@ -22,12 +29,16 @@ from typing import Any
 from shared.agent.backend import Output, TextDelta, ToolSpec
 from shared.agent.config import AgentConfig
 from shared.agent.errors import BackendError
-from shared.agent.llama_gen import Piece, build_prompt, generate
+from shared.agent.llama_gen import Piece, Vocab, build_prompt, generate
 from shared.agent.prompt import ToolCallParser
 from shared.messages import ChatMessage
 
-HANDOVER_TOKENS = 8
+# A reader does not notice 20 ms, and it is below the framer's `chunk_ms` (50 ms by
+# default), so text still reaches the framer in time for its deadline.
 HANDOVER_S = 0.02
+# Token counts are cached for the context budget: the system prompt and the history are
+# counted again every turn.
+COUNT_CACHE = 512
 _END = object()
 
 
@@ -40,6 +51,8 @@ class LlamaBackend:
         self._config = config
         self._lock = asyncio.Lock()
         self._template = _chat_template(llm, config)
+        self._vocab = Vocab(llm)
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._tokens_in)
         self._closed = False
 
     @classmethod
@@ -78,6 +91,9 @@ class LlamaBackend:
         return self._llm
 
     def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def _tokens_in(self, text: str) -> int:
         # Tokenizing reads the vocabulary only, not the context the worker is using.
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
@@ -101,7 +117,13 @@ class LlamaBackend:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
         pieces = self._pieces(messages, max_tokens)
-        job = loop.run_in_executor(self._executor, _pump, pieces, queue, loop, stop)
+        chars = self._config.chunk_chars
+        try:
+            # Not run_in_executor: its future would wake the loop once more, after _END.
+            self._executor.submit(_pump, pieces, chars, queue, loop, stop)
+        except RuntimeError as exc:  # the executor is shut down
+            raise BackendError("the model is closed") from exc
+        ended = False
         try:
             while (batch := await queue.get()) is not _END:
                 if isinstance(batch, BackendError):
@@ -109,9 +131,13 @@ class LlamaBackend:
                 if isinstance(batch, BaseException):
                     raise BackendError(f"llama.cpp failed: {batch!r}") from batch
                 yield batch
+            ended = True
         finally:
-            stop.set()  # the consumer left early (cancelled, or a tool call): stop generating
-            await asyncio.shield(job)
+            if not ended:  # the consumer left early (cancelled, a tool call), or an error
+                stop.set()
+                # _pump's last act: the model is free for the next reply after it.
+                while await queue.get() is not _END:
+                    pass
 
     def _pieces(
         self, messages: Sequence[ChatMessage], max_tokens: int
@@ -120,8 +146,9 @@ class LlamaBackend:
         worker thread, on `_pump`'s first `next()`."""
         prompt = build_prompt(self._llm, messages, self._template)
         yield from generate(
-            self._llm, prompt, max_tokens=max_tokens, temperature=self._config.temperature
-        )
+            self._llm, self._vocab, prompt, max_tokens=max_tokens,
+            temperature=self._config.temperature,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         if self._closed:
@@ -159,31 +186,43 @@ def _chat_template(llm: Any, config: AgentConfig) -> str | None:
 
 def _pump(
     pieces: Generator[Piece, None, None],
+    chars: int,
     queue: asyncio.Queue[Any],
     loop: asyncio.AbstractEventLoop,
     stop: threading.Event,
 ) -> None:
     """Worker thread: run generation, hand batches of text to the loop."""
     text: list[str] = []
-    tokens = 0
+    size = tokens = 0
+    owed: float = chars  # until the framer has its first frame's worth, hand it over at once
     deadline = time.monotonic() + HANDOVER_S
+    last: list[Any] = []  # the final batch goes with _END: one wake-up fewer
     try:
         for piece, count in pieces:
             text.append(piece)
+            size += len(piece)
             tokens += count
-            if tokens >= HANDOVER_TOKENS or time.monotonic() >= deadline:
+            if size >= owed or time.monotonic() >= deadline:
                 loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), tokens))
-                text, tokens, deadline = [], 0, time.monotonic() + HANDOVER_S
+                owed = owed - size if owed > size else math.inf
+                text, size, tokens = [], 0, 0
+                deadline = time.monotonic() + HANDOVER_S
             if stop.is_set():
                 break
-        if text:
-            loop.call_soon_threadsafe(queue.put_nowait, TextDelta("".join(text), tokens))
+        if text or tokens:
+            last.append(TextDelta("".join(text), tokens))
     except Exception as exc:  # surfaced on the loop as BackendError
-        loop.call_soon_threadsafe(queue.put_nowait, exc)
+        last.append(exc)
     finally:
         with contextlib.suppress(Exception):  # the generator's own cleanup must not hide _END
             pieces.close()
-        loop.call_soon_threadsafe(queue.put_nowait, _END)
+        last.append(_END)
+        loop.call_soon_threadsafe(_put_all, queue, last)
+
+
+def _put_all(queue: asyncio.Queue[Any], items: list[Any]) -> None:
+    for item in items:
+        queue.put_nowait(item)
 
 
 def _close(llm: Any) -> None:

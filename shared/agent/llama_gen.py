@@ -4,14 +4,16 @@ Our own loop over `Llama.generate()` rather than `create_completion(stream=True)
 llama-cpp-python's streaming re-detokenizes the whole reply on every token, and holds a
 token that is not valid UTF-8 (a lone byte from a small or odd model) while re-decoding
 every later one, which stalls a long reply quadratically. Here each token is detokenized
-once, through an incremental UTF-8 decoder (`errors="replace"`), and stop sequences are
-checked on the short tail that could still start one. Sampling uses `create_completion`'s
-defaults, so the same model answers alike either way.
+once, through an incremental UTF-8 decoder (`errors="replace"`), from bytes looked up
+once per token id (`Vocab`), and stop sequences are checked only on text that could
+hold or start one. Sampling uses `create_completion`'s defaults, so the same model
+answers alike either way.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +69,7 @@ def _render_template(
 
 
 def generate(
-    llm: Any, prompt: Prompt, *, max_tokens: int, temperature: float
+    llm: Any, vocab: Vocab, prompt: Prompt, *, max_tokens: int, temperature: float
 ) -> Generator[Piece, None, None]:
     """Text pieces, one per sampled token (plus a final flush of held-back text)."""
     room = llm.n_ctx() - len(prompt.tokens)
@@ -77,38 +79,73 @@ def generate(
         prompt.tokens, top_k=TOP_K, top_p=TOP_P, min_p=MIN_P, temp=temperature
     )  # fmt: skip
     try:
-        yield from decode(tokens, llm.detokenize, _is_end(llm), min(max_tokens, room),
-                          prompt.stops)  # fmt: skip
+        yield from decode(tokens, vocab.piece, min(max_tokens, room), prompt.stops)
     finally:
         tokens.close()
 
 
+class Vocab:
+    """What each token of one model is: its bytes, or None for an end of generation.
+
+    Asked once per token id and kept: `Llama.detokenize([t])` and `llama_vocab_is_eog`
+    cost a few µs of ctypes calls and buffer copies each, which on a small or fast model
+    is a sizeable part of a token's time, while a reply reuses few distinct tokens. Used
+    from the worker thread only.
+    """
+
+    __slots__ = ("_detokenize", "_is_end", "_pieces")
+
+    def __init__(self, llm: Any) -> None:
+        self._detokenize = llm.detokenize
+        self._is_end = _is_end(llm)
+        self._pieces: dict[int, bytes | None] = {}
+
+    def piece(self, token: int) -> bytes | None:
+        try:
+            return self._pieces[token]
+        except KeyError:
+            data = None if self._is_end(token) else self._detokenize([token])
+            self._pieces[token] = data
+            return data
+
+
 def decode(
     tokens: Iterable[int],
-    detokenize: Callable[[list[int]], bytes],
-    is_end: Callable[[int], bool],
+    piece: Callable[[int], bytes | None],
     max_tokens: int,
     stops: Sequence[str],
 ) -> Generator[Piece, None, None]:
-    """Detokenize incrementally; stop at an end token, a stop string or `max_tokens`."""
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    """Detokenize incrementally; stop at an end token (`piece` gives None), a stop string
+    or `max_tokens`."""
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+    # A stop can only begin in text holding one of its first characters: most pieces hold
+    # none, and skip the scans below.
+    starts = _first_chars(stops)
     held = ""
     for count, token in enumerate(tokens, 1):
-        if is_end(token):
+        data = piece(token)
+        if data is None:
             break
-        text = held + utf8.decode(detokenize([token]))
-        cut = _first_stop(text, stops)
-        if cut is not None:
-            yield text[:cut], 1
-            return
-        keep = _stop_prefix(text, stops)
-        held = text[len(text) - keep :] if keep else ""
-        yield text[: len(text) - keep], 1
+        text = held + utf8(data)
+        if held or starts.search(text):
+            cut = _first_stop(text, stops)
+            if cut is not None:
+                yield text[:cut], 1
+                return
+            keep = _stop_prefix(text, stops)
+            held = text[len(text) - keep :] if keep else ""
+            text = text[: len(text) - keep]
+        yield text, 1
         if count >= max_tokens:
             break
-    rest = held + utf8.decode(b"", final=True)
+    rest = held + utf8(b"", True)
     if rest:
         yield rest, 0
+
+
+def _first_chars(stops: Sequence[str]) -> re.Pattern[str]:
+    chars = "".join(sorted({stop[0] for stop in stops if stop}))
+    return re.compile(f"[{re.escape(chars)}]" if chars else "(?!)")  # (?!) never matches
 
 
 def _is_end(llm: Any) -> Callable[[int], bool]:

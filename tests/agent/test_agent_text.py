@@ -48,9 +48,9 @@ def test_format_call_round_trips() -> None:
 
 def run_decode(pieces: list[bytes], *, max_tokens: int = 100, stops: tuple[str, ...] = (),
                end: int = -1) -> list[tuple[str, int]]:  # fmt: skip
-    table = dict(enumerate(pieces))
-    return list(decode(range(len(pieces)), lambda t: table[t[0]], lambda t: t == end,
-                       max_tokens, stops))  # fmt: skip
+    table: dict[int, bytes | None] = dict(enumerate(pieces))
+    table[end] = None  # an end-of-generation token
+    return list(decode(range(len(pieces)), table.__getitem__, max_tokens, stops))
 
 
 def test_decode_counts_one_per_token_and_joins_split_utf8() -> None:
