@@ -60,6 +60,7 @@ class Turn:
             asyncio.get_running_loop().time,
         )
         self._text: list[str] = []
+        self._system_text: str | None = None
 
     @classmethod
     def start(cls, session: AgentSession, question: str) -> Turn:
@@ -195,10 +196,18 @@ class Turn:
         return window
 
     async def _system(self) -> str:
-        s = self.session
-        parts = [SYSTEM_PROMPT.format(gw=s.gw, side=s.side), await s.tools.summary()]
-        parts.append(tools_instructions(s.tools.specs()))
-        return "\n".join(part for part in parts if part)
+        """Instructions and tools first, the state summary last, fetched once per turn.
+
+        Every round of a turn then sends the same system message, and the next turn's
+        differs only from the summary on (it changes as the gateway runs): llama.cpp
+        finds the rest of the prompt in its KV cache instead of evaluating it again.
+        """
+        if self._system_text is None:
+            s = self.session
+            parts = [SYSTEM_PROMPT.format(gw=s.gw, side=s.side)]
+            parts += [tools_instructions(s.tools.specs()), await s.tools.summary()]
+            self._system_text = "\n".join(part for part in parts if part)
+        return self._system_text
 
     async def _call_tool(self, call: ToolCall, said: str) -> AsyncGenerator[AgentEventBase, None]:
         s = self.session
@@ -228,7 +237,8 @@ class Turn:
         s = self.session
         self._done()
         event = await s.emit(AgentComplete, text="".join(self._text), tokens=self._framer.tokens)
-        await s.checkpoint()
+        if s.recorder is not None:  # nowhere to keep it otherwise
+            await s.checkpoint()
         return event
 
     def _done(self) -> None:

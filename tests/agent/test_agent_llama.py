@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import JsonValue
 
 from shared.agent import (
     AgentConfig,
@@ -12,9 +14,14 @@ from shared.agent import (
     LlamaBackend,
     MemoryRecorder,
     RuleBackend,
+    Tool,
+    ToolBox,
+    ToolContext,
     open_backend,
 )
+from shared.agent.prompt import tools_instructions
 from shared.agent.tinygguf import write_tiny_llama
+from shared.agent.turn import SYSTEM_PROMPT
 from shared.messages import AgentComplete, AgentEventBase, AgentStart, ContentChunk
 
 pytest.importorskip("llama_cpp")
@@ -74,6 +81,52 @@ async def test_leaving_a_reply_early_stops_generation(tiny_gguf: Path) -> None:
         assert isinstance(again[-1], AgentComplete)
     finally:
         await backend.aclose()
+
+
+async def test_the_next_question_finds_instructions_and_tools_in_the_kv_cache(
+    tiny_gguf: Path,
+) -> None:
+    """The state summary changes between turns; it comes after the tools, so llama.cpp
+    evaluates the instructions and the tool list once, not on every question."""
+    summaries = iter(["Devices: pump1 (seen 1 s ago).", "Devices: pump1 (seen 9 s ago)."])
+
+    async def summary() -> str:
+        return next(summaries)
+
+    async def read_twin(args: object, ctx: ToolContext) -> None:
+        return None
+
+    params: dict[str, JsonValue] = {"type": "object", "properties": {"device": {}}}
+    tools = ToolBox([Tool("read_twin", "a device's twin", params, read_twin)], summary=summary)
+    backend = await LlamaBackend.open(config(tiny_gguf, max_tokens=8))
+    llm = backend.llama
+    generate = llm.generate
+    reused: list[tuple[int, int]] = []  # (prompt tokens, of those already in the cache)
+
+    def spy(tokens: list[int], **kw: Any) -> Any:
+        reused.append((len(tokens), common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)))
+        return generate(tokens, **kw)
+
+    llm.generate = spy
+    try:
+        session = AgentSession("s1", gw="gw1", backend=backend, tools=tools)
+        for question in ("how is pump1?", "and now?"):
+            assert isinstance([e async for e in session.ask(question)][-1], AgentComplete)
+        static = f"<|system|>\n{SYSTEM_PROMPT.format(gw='gw1', side='edge')}\n"
+        static += tools_instructions(tools.specs())
+        static_tokens = len(llm.tokenize(static.encode(), add_bos=True, special=True))
+    finally:
+        await backend.aclose()
+    (first, first_reused), (second, second_reused) = reused
+    assert first_reused == 0 and second > first
+    assert second_reused >= static_tokens
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 async def test_a_chat_template_model_uses_create_chat_completion(tmp_path: Path) -> None:
