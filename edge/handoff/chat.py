@@ -35,6 +35,7 @@ from typing import Final
 
 import nats.errors
 from nats.aio.client import Client
+from pydantic import ValidationError
 
 from shared.agent import AgentSession
 from shared.compat import timeout
@@ -115,9 +116,11 @@ async def daemon_session(
     no daemon answers, or it refused (the reason says why)."""
     owner = Owner("edge", gateway)
     try:
-        msg = await nc.request(
-            owner.inbox("open"), Open(session=session).encode(), timeout=OPEN_TIMEOUT_S
-        )
+        request = Open(session=session)
+    except ValidationError:
+        raise NotHosted(f"{session!r} is not a session id") from None
+    try:
+        msg = await nc.request(owner.inbox("open"), request.encode(), timeout=OPEN_TIMEOUT_S)
         reply = OpenReply.decode(msg.data)
     except nats.errors.NoRespondersError:
         raise NotHosted("no edge daemon hosts sessions here") from None

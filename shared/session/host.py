@@ -465,8 +465,11 @@ class SessionHost:
             raise NotOwner(session, None)
         value = lease.value
         start = value.last_seq if after is None else after
+        # A lease without marks (opened, reclaimed) has the session's history before it,
+        # at lower epochs: from 0 the gate learns the epoch from the events themselves.
         feed = EventFeed(
-            self.nc, self.ctx.js, session, side=value.side, after=start, epoch=lease.epoch,
+            self.nc, self.ctx.js, session, side=value.side, after=start,
+            epoch=lease.epoch if start else 0,
             mark=Mark(value.log_pos, value.last_seq), use_rtc=self.settings.rtc,
             heartbeat_s=self.settings.heartbeat_s,
         )  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from handoffkit import GW, WAIT_S, Sides
+from handoffkit import GW, TTL_S, WAIT_S, Sides
 
 from cloud.api.app import create_app
 from cloud.api.deps import ApiDeps
@@ -29,16 +29,20 @@ from cloud.sessions import SessionManager, start_sessions
 from edge.agent.cli import run_chat
 from edge.config import EdgeConfig
 from edge.daemon import EdgeDaemon
+from edge.handoff import SysfsDeviceState
+from edge.ingest.memory import MemorySink, MemorySource
 from shared import streams
 from shared.agent import AgentConfig, RuleBackend
 from shared.compat import timeout
 from shared.natsrun import LocalTopology
+from shared.session import Owner
+from shared.session.control import OpenReply
 
 # The daemon retries the hub at most every few seconds; the leaf node link re-dials in one.
 ATTACH_S = 30.0
 STATUS = re.compile(r"\[session (\S+) · owner (\w+) · epoch (\d+)")
 
-DaemonFactory = Callable[[], Awaitable[EdgeDaemon]]
+DaemonFactory = Callable[..., Awaitable[EdgeDaemon]]
 
 
 class NoDesired:
@@ -46,7 +50,7 @@ class NoDesired:
         raise AssertionError("not used")
 
 
-def edge_config(tmp_path: Path, topology: LocalTopology) -> EdgeConfig:
+def edge_config(tmp_path: Path, topology: LocalTopology, **handoff: Any) -> EdgeConfig:
     return EdgeConfig.model_validate({
         "gateway": GW,
         "nats_url": topology.leaf.client_url,
@@ -54,7 +58,7 @@ def edge_config(tmp_path: Path, topology: LocalTopology) -> EdgeConfig:
         "http": {"port": 0},
         "downlink": {"enabled": False},
         "store": {"flush_interval_ms": 20},
-        "handoff": {"poll_s": 0.2, "thermal_zone": None},
+        "handoff": {"poll_s": 0.2, "thermal_zone": None, **handoff},
         "rules": [{"name": "overheat", "metric": "temperature", "above": 70.0,
                    "action": "fan", "params": {"on": True}}],
     })  # fmt: skip
@@ -64,8 +68,8 @@ def edge_config(tmp_path: Path, topology: LocalTopology) -> EdgeConfig:
 async def daemon(tmp_path: Path, topology: LocalTopology) -> AsyncIterator[DaemonFactory]:
     started: list[EdgeDaemon] = []
 
-    async def start() -> EdgeDaemon:
-        d = EdgeDaemon(edge_config(tmp_path, topology))
+    async def start(**handoff: Any) -> EdgeDaemon:
+        d = EdgeDaemon(edge_config(tmp_path, topology, **handoff))
         await d.start()
         started.append(d)
         return d
@@ -173,6 +177,24 @@ async def test_a_chat_opens_its_session_in_the_daemon_which_keeps_it_after_the_c
     assert asked == ["which rules are there?", "what can you do?", "thanks", "and now?"]
 
 
+async def test_a_restarted_daemon_takes_its_session_back_and_the_chat_continues_it(
+    sides: Sides, daemon: DaemonFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = await daemon(lease_ttl_s=TTL_S)
+    await attached(first)
+    _, statuses = await chat(capsys, first.config, "which rules are there?\n/quit\n")
+    session, _, epoch = statuses[0]
+    await first.aclose()  # drains; its lease stays until it runs out
+
+    again = await daemon(lease_ttl_s=TTL_S)
+    await attached(again)
+    out, statuses = await chat(capsys, again.config, "and the twin of pump1?\n/quit\n", session)
+    assert statuses[0][:2] == (session, "edge") and statuses[0][2] > epoch, out
+    host = again.handoff.handoff.host  # type: ignore[union-attr]
+    asked = [m.content for m in host.runners[session].agent.messages if m.role == "user"]  # type: ignore[attr-defined]
+    assert asked == ["which rules are there?", "and the twin of pump1?"]
+
+
 async def test_a_chat_without_a_daemon_runs_its_session_itself(
     sides: Sides,
     api: tuple[httpx.AsyncClient, SessionManager],
@@ -186,3 +208,44 @@ async def test_a_chat_without_a_daemon_runs_its_session_itself(
     assert "This chat runs the session itself: no edge daemon hosts sessions here." in out
     assert [owner for _, owner, _ in statuses] == ["edge", "edge", "cloud", "cloud", "edge"]
     assert "agent> Reflex rules in force:" in out and "handoff failed" not in out
+
+
+async def test_a_bad_open_request_is_refused_with_a_reason(
+    sides: Sides, daemon: DaemonFactory
+) -> None:
+    d = await daemon()
+    await attached(d)
+    leaf = await sides.connect(sides.edge_url)
+    answer = await leaf.request(Owner("edge", GW).inbox("open"), b"\xc1", timeout=WAIT_S)
+    reply = OpenReply.decode(answer.data)
+    assert not reply.ok and reply.reason.startswith("bad open:")
+    assert d.stats().sessions == 0
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_without_a_leaf_or_when_disabled_sessions_are_not_hosted(
+    tmp_path: Path, enabled: bool
+) -> None:
+    config = EdgeConfig.model_validate({
+        "gateway": GW, "state_dir": tmp_path / "edge-state", "http": {"enabled": False},
+        "uplink": {"enabled": False}, "downlink": {"enabled": False},
+        "handoff": {"enabled": enabled},
+    })  # fmt: skip
+    async with EdgeDaemon(config, source=MemorySource(), sink=MemorySink()) as d:
+        assert d.handoff is not None
+        assert (d.stats().handoff, d.health()["handoff"]) == ("off", "off")
+        assert d.handoff.reason == (
+            "no leaf connection" if enabled else "[handoff] enabled = false"
+        )
+        assert "sessions_hosted" not in d.collector.exposition().decode()
+
+
+async def test_the_device_state_follows_whether_the_uplink_reaches_the_hub() -> None:
+    hub = [False]
+    async with SysfsDeviceState(None, None, 0.01, uplink=lambda: hub[0]) as device:
+        assert device.signals.uplink is False
+        changed = device.changed()
+        hub[0] = True
+        async with timeout(WAIT_S):
+            await changed.wait()
+        assert device.signals.uplink is True
