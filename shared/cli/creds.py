@@ -50,8 +50,12 @@ def creds_group(ctx: click.Context, store_dir: Path) -> None:
     What each may do (enforced by nats-server, over NATS and MQTT alike):
       device        publish baton/d/DEV/r, /ack, /status; subscribe baton/d/DEV/cmd
       gateway       send fleet.GW.> to the hub, read its own DOWNLINK consumer
-                    edge-GW and the model store, receive replies on _INBOX_GW.>
-      orchestrator  the hub's JetStream API, fleet.>, downlink.>, sessions
+                    edge-GW and the model store, receive replies on _INBOX_GW.>;
+                    for session handoff: hear handoff.GW.> and rtc.*.edge, ask
+                    cloud.session.> and rtc.*.cloud, CAS the hub's leases
+                    bucket, append to and read SESSIONS (never purge it)
+      orchestrator  the hub's JetStream API, fleet.>, downlink.>, sessions,
+                    cloud.session.> and each gateway's _INBOX_GW.>
 
     \b
     A fleet in five commands:

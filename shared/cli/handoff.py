@@ -28,6 +28,8 @@ from nats.aio.client import Client
 
 from shared import subjects
 from shared.compat import timeout
+from shared.config import redact_url
+from shared.creds.permissions import gateway_inbox_prefix
 from shared.errors import BatonError, DecodeError, TransportError
 from shared.session.control import HandoffOrder, HandoffReport
 from shared.session.lease import Lease, LeaseStore
@@ -58,19 +60,27 @@ class HandoffFailed(BatonError):
     show_envvar=True,
     help="Any NATS server that reaches the hub (the hub, or a gateway's leaf).",
 )
+@click.option(
+    "--gateway", default=None, envvar="BATON_GATEWAY", show_envvar=True,
+    help="With --nats on a gateway's leaf under `baton creds` credentials "
+    "(nats://edge:PASSWORD@127.0.0.1:4222): that gateway's id, so the hub's replies "
+    "come back on the only inbox it may hear (_INBOX_<GW>).",
+)  # fmt: skip
 @click.option("--reason", default="cli", show_default=True, help="Recorded in the session.")
 @click.option(
     "--timeout", "wait_s", type=float, default=ORDER_TIMEOUT_S, show_default=True,
     help="Seconds to wait for the owner's report.",
 )  # fmt: skip
-def handoff(session: str, to: str, url: str, reason: str, wait_s: float) -> None:
+def handoff(
+    session: str, to: str, url: str, gateway: str | None, reason: str, wait_s: float
+) -> None:
     """Move agent session SESSION to the cloud or back to its gateway.
 
     Prints each step of the handoff with its latency, then the new owner and
     its epoch (the fencing token every later side effect carries).
     """
     try:
-        report, before = asyncio.run(_handoff(session, to, url, reason, wait_s))
+        report, before = asyncio.run(_handoff(session, to, url, gateway, reason, wait_s))
     except BatonError as exc:
         raise click.exceptions.Exit(_fail(str(exc))) from exc
     _print(report, before, to)
@@ -85,7 +95,7 @@ def _fail(message: str) -> int:
 
 
 async def _handoff(
-    session: str, to: str, url: str, reason: str, wait_s: float
+    session: str, to: str, url: str, gateway: str | None, reason: str, wait_s: float
 ) -> tuple[HandoffReport, Lease]:
     errors: list[Exception] = []
 
@@ -98,10 +108,11 @@ async def _handoff(
             nc = await nats.connect(
                 url, allow_reconnect=False, max_reconnect_attempts=1,
                 reconnect_time_wait=0.1, connect_timeout=CONNECT_TIMEOUT_S, error_cb=keep,
+                inbox_prefix=gateway_inbox_prefix(gateway) if gateway else "_INBOX",
             )  # fmt: skip
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         why = errors[-1] if errors else exc
-        raise TransportError(f"cannot reach NATS at {url}: {why}") from exc
+        raise TransportError(f"cannot reach NATS at {redact_url(url)}: {why}") from exc
     try:
         lease = await _lease(nc, session)
         order = HandoffOrder.model_validate({"session": session, "to": to, "reason": reason})

@@ -22,6 +22,7 @@ the same link, so once the sentinel arrives the forbidden one never will.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +244,45 @@ async def test_a_gateway_reaches_no_other_gateways_handoff_inbox(site: Site) -> 
     finally:
         await edge.close()
         await orch.close()
+
+
+async def test_baton_handoff_on_a_gateway_leaf_moves_a_session_under_its_login(
+    site: Site,
+) -> None:
+    """`baton handoff --gateway GW --nats nats://edge:PASS@leaf` is what an operator on
+    the gateway types: the hub's replies reach it only on `_INBOX_<gw>`."""
+    edge_nc, cloud_nc = await site.edge(), await site.orchestrator()
+    try:
+        await _hub_answers(edge_nc)
+        async with (
+            SessionHost(
+                edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),
+                gw=GATEWAY, settings=SETTINGS,
+            ) as edge,
+            SessionHost(
+                cloud_nc, Owner("cloud", "r1"), loader("cloud", Model(name="cloud-model")),
+                settings=SETTINGS,
+            ) as cloud,
+        ):  # fmt: skip
+            await start_session(edge)
+            port = site.leaf.config.client_port
+            url = f"nats://{EDGE_USER}:{site.store.edge_password(GATEWAY)}@127.0.0.1:{port}"
+            baton = Path(sys.executable).with_name("baton")
+            proc = await asyncio.create_subprocess_exec(
+                str(baton), "handoff", SESSION, "--to", "cloud", "--gateway", GATEWAY,
+                "--nats", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
+            assert proc.returncode == 0, err.decode()
+            assert "cloud" in out.decode()
+            await poll_until(lambda: _owned_by(cloud, "cloud:r1"), timeout_s=WAIT_S)
+            assert site.store.edge_password(GATEWAY) not in out.decode() + err.decode()
+    finally:
+        await edge_nc.close()
+        await cloud_nc.close()
+    assert site.violations() == []
+
+
+async def _owned_by(host: SessionHost, owner: str) -> bool:
+    lease = host.lease(SESSION)
+    return lease is not None and lease.value.owner == owner
