@@ -9,7 +9,8 @@ cursors, the per-session event sequence, and the epoch its side effects carry.
 
 Every event gets the next `seq` (consecutive, never reused: a snapshot carries
 `last_seq`) and is recorded before it is yielded. A question stays in `pending` until its
-turn completes, so an owner that takes over mid-turn answers it with `resume()`.
+turn completes (or the next question supersedes it), so an owner that takes over
+mid-turn, or the cloud after a context too big for the edge, answers it with `resume()`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from shared.agent.backend import InferenceBackend
 from shared.agent.config import AgentConfig
 from shared.agent.record import SessionRecorder
 from shared.agent.tools import ToolBox, ToolContext
-from shared.agent.turn import Turn
+from shared.agent.turn import Turn, superseded
 from shared.messages import AgentEventBase, ChatMessage, SessionSnapshot
 from shared.messages.agent import Side
 
@@ -114,9 +115,15 @@ class AgentSession:
                     yield event
 
     async def resume(self) -> AsyncGenerator[AgentEventBase, None]:
-        """Answer the questions an earlier owner left pending (after a handoff)."""
+        """Answer the question an earlier owner left pending (after a handoff)."""
         async with self._lock:
             while self.pending:
+                if superseded(self.messages, self.pending[0]):
+                    # Later questions were answered after it (a snapshot from before
+                    # `Turn.start` superseded pending questions): restarting it would
+                    # drop those exchanges, answering it now would put it out of order.
+                    self.pending.pop(0)
+                    continue
                 turn = Turn.restart(self, self.pending[0])
                 async with aclosing(turn.run()) as events:
                     async for event in events:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
@@ -69,13 +69,28 @@ class Turn:
             "text": question,
             "index": len(session.messages),
         }
+        # At most one question is pending: the newest. One still pending here failed
+        # with a retryable error (a context too big for this model), its `error` event
+        # told the user, and they asked on. Kept, it would travel in every snapshot and a
+        # later owner's `resume()` would restart it, cutting every exchange after it out
+        # of the conversation (its "half turn" is everything after its index).
+        for stale in session.pending:
+            log.info("session %s: %r superseded by a newer question", session.id,
+                     _quote(stale), extra={"session": session.id})  # fmt: skip
+        session.pending.clear()
         session.messages.append(ChatMessage(role="user", content=question))
         session.pending.append(task)
         return cls(session, task)
 
     @classmethod
     def restart(cls, session: AgentSession, task: dict[str, JsonValue]) -> Turn:
-        """Run a pending question again, dropping the half turn an old owner left."""
+        """Run a pending question again, dropping the half turn an old owner left.
+
+        `task` must be the conversation's newest question (`superseded` says when it is
+        not): everything after its message is that question's unfinished turn.
+        """
+        if superseded(session.messages, task):
+            raise ValueError(f"pending {_quote(task)} has later questions after it")
         del session.messages[_index(task) + 1 :]
         return cls(session, task)
 
@@ -246,6 +261,17 @@ class Turn:
         pending = self.session.pending
         if self.task in pending:
             pending.remove(self.task)
+
+
+def superseded(messages: Sequence[ChatMessage], task: dict[str, JsonValue]) -> bool:
+    """Whether a later question follows the pending `task` in `messages`: then it is
+    no longer the turn in progress and must not be restarted (a snapshot written before
+    questions superseded pending ones can still carry such a task)."""
+    return any(m.role == "user" for m in messages[_index(task) + 1 :])
+
+
+def _quote(task: dict[str, JsonValue]) -> str:
+    return str(task.get("text", ""))[:60]
 
 
 def _index(task: dict[str, JsonValue]) -> int:

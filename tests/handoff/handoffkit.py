@@ -89,8 +89,11 @@ class Sides:
             await nc.close()
 
 
-async def start_session(edge: SessionHost, session: str = "s1") -> None:
-    model = Model(name="edge-model")
+async def start_session(
+    edge: SessionHost, session: str = "s1", *, model: Model | None = None
+) -> None:
+    """Open `session` on `edge`, its agent on `model` (default: a fresh edge model)."""
+    model = model or Model(name="edge-model")
     agent = AgentSession(session, gw=GW, backend=model, side="edge")
     await edge.open(agent, session, gw=GW)
 
