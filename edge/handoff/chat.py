@@ -53,8 +53,10 @@ from shared.session import (
 from shared.session.control import Open, OpenReply
 
 # No daemon answers at once (no responders); one that does opens a session in a few hub
-# round trips, or waits briefly for a session it is taking back after a restart.
-OPEN_TIMEOUT_S: Final = 6.0
+# round trips, or waits briefly for a session it is taking back after a restart. Past
+# this the chat runs its session locally, but never answers for the gateway beside a
+# daemon (`daemon_serves`): /handoff then says so.
+OPEN_TIMEOUT_S: Final = 10.0
 # After a move, until this process's lease board shows the new owner.
 BOARD_WAIT_S: Final = 5.0
 
@@ -136,6 +138,18 @@ async def daemon_session(
     return DaemonSession(host, reply)
 
 
+async def daemon_serves(nc: Client, gateway: str) -> bool:
+    """Whether a daemon answers `handoff.<gw>.open` (asked with an empty request, which
+    it refuses without opening anything). Only one process may own a gateway's inbox."""
+    try:
+        await nc.request(Owner("edge", gateway).inbox("open"), b"", timeout=OPEN_TIMEOUT_S)
+    except nats.errors.NoRespondersError:
+        return False
+    except nats.errors.Error:
+        return True  # it is there, and slow
+    return True
+
+
 async def _no_loader(snapshot: SessionSnapshot) -> SessionAgent:
     raise NotOwner(snapshot.session, None)  # a client never loads a session
 
@@ -149,6 +163,11 @@ class ChatHandoff:
 
     async def move(self, session: AgentSession, to: Side) -> None:
         """Hand `session` over; raises `HandoffAborted` (a `BatonError`) when it did not move."""
+        if self._host is None and await daemon_serves(self._nc, self._gateway):
+            raise HandoffAborted(
+                session.id, "request", "the edge daemon hosts this gateway's sessions now "
+                "(one process answers for them): leave and start baton chat again",
+            )  # fmt: skip
         host = await self._started()
         self._sessions[session.id] = session
         if session.id not in host.runners and host.lease(session.id) is None:

@@ -1,14 +1,14 @@
 """`[handoff]` of edge.toml: the gateway's side of the handoff protocol.
 
 [handoff]
-enabled = true
+enabled = true              # the daemon hosts agent sessions once the hub answers
 lease_ttl_s = 10.0          # at most the hub's leases bucket max_age (LEASE_TTL_S)
 hot_c = 80.0                # hand sessions to the cloud at this SoC temperature
 cool_c = 70.0               # ... and take them back below this one
 low_battery_pct = 20.0
 ok_battery_pct = 35.0
 dwell_s = 30.0              # no move back within this long of the last one
-poll_s = 5.0                # how often the device's temperature and battery are read
+poll_s = 5.0                # how often temperature, battery and the uplink's state are read
 thermal_zone = "/sys/class/thermal/thermal_zone0/temp"
 battery = ""                # e.g. /sys/class/power_supply/BAT0/capacity; "" = mains
 """
@@ -26,7 +26,9 @@ from shared.streams import LEASE_TTL_S
 
 
 class HandoffConfig(Section):
-    enabled: bool = Field(default=True, description="take part in session handoff")
+    enabled: bool = Field(
+        default=True, description="host agent sessions in the daemon and take part in handoff"
+    )
     lease_ttl_s: float = Field(
         default=LEASE_TTL_S, gt=0, le=LEASE_TTL_S, description="session lease TTL, seconds"
     )
@@ -36,7 +38,9 @@ class HandoffConfig(Section):
     low_battery_pct: float = Field(default=20.0, ge=0, le=100)
     ok_battery_pct: float = Field(default=35.0, ge=0, le=100)
     dwell_s: float = Field(default=30.0, ge=0, description="no move back within this long")
-    poll_s: float = Field(default=5.0, gt=0, description="device state read interval")
+    poll_s: float = Field(
+        default=5.0, gt=0, description="device state (temperature, battery, uplink) read interval"
+    )
     thermal_zone: Path | None = Field(
         default=Path("/sys/class/thermal/thermal_zone0/temp"),
         description="millidegrees C; missing file = unknown temperature",

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.slow
 DEVICES = {"pump-0", "bearing-1", "env-2", "env-3", "env-4"}
 WAIT_MS = 20_000  # the first readings after start on two loaded cores
 HANDOFF_MS = 90_000  # an order sent while the demo's hub is down waits for it to return
-OPERATOR_HANDOFFS = 2  # the demo's operator session: to the cloud, and back
 REASON = "browser test"
 
 
@@ -104,17 +103,15 @@ def test_a_handoff_triggered_through_the_api_appears_on_the_timeline(page: Page)
     if route is None:
         pytest.skip("the cloud API has no POST route to hand a session over yet")
     session = _operator_session(page)
-    done = page.locator(f'#handoffs .row[data-handoff^="{session}-"][data-state="completed"]')
-    _on_the_edge(page, base, session)  # the chat has exited; the edge daemon keeps it
-    before = done.count()
+    _back_on_the_edge(page, base, session)  # its chat has gone; the edge daemon keeps it
     response = page.request.post(base + route.format(session=session),
                                  data={"to": "cloud", "reason": REASON}, timeout=HANDOFF_MS)  # fmt: skip
     assert response.ok, response.text()
     assert response.json()["owner"].startswith("cloud:")
 
+    done = page.locator(f'#handoffs .row[data-handoff^="{session}-"][data-state="completed"]')
     row = done.filter(has_text=REASON)
     expect(row).to_have_count(1, timeout=WAIT_MS)
-    expect(done).to_have_count(before + 1)
     assert int(row.get_attribute("data-steps") or 0) >= 3  # request … complete
     row.click()
     expect(row.locator(".steps li").first).to_be_visible()
@@ -130,27 +127,24 @@ def _handoff_route(page: Page, base: str) -> str | None:
 
 
 def _operator_session(page: Page) -> str:
-    """The demo's operator session, once its two handoffs (to the cloud, back) completed."""
+    """The demo's operator session (the first agent card)."""
     from playwright.sync_api import expect
 
     card = page.locator("#agents .agent[data-session]").first
     expect(card).to_be_visible(timeout=60_000)  # the operator session starts at 16 s
-    session = card.get_attribute("data-session") or ""
-    done = page.locator(f'#handoffs .row[data-handoff^="{session}-"][data-state="completed"]')
-    expect(done).to_have_count(OPERATOR_HANDOFFS, timeout=60_000)
-    return session
+    return card.get_attribute("data-session") or ""
 
 
-def _on_the_edge(page: Page, base: str, session: str) -> None:
-    """Until the API lists `session` as owned by the gateway with no chat asking it
-    anything (the operator's last answer is complete). A hub outage of the demo's
-    flaky uplink only delays this."""
+def _back_on_the_edge(page: Page, base: str, session: str) -> None:
+    """Until the API lists `session` as owned by the gateway again after its trip to the
+    cloud (a lease with a previous owner): the operator's chat handed it back and the
+    edge daemon keeps it. A hub outage of the demo's flaky uplink only delays this."""
     page.wait_for_function(
         """async ([url, session]) => {
-            const listed = await (await fetch(url)).json();
-            const s = listed.find((item) => item.session === session);
-            const card = document.querySelector(`#agents .agent[data-session="${session}"]`);
-            return s !== undefined && s.side === "edge" && card?.dataset.state === "done";
+            const answer = await fetch(url);
+            if (!answer.ok) return false;
+            const s = (await answer.json()).find((item) => item.session === session);
+            return s !== undefined && s.side === "edge" && Boolean(s.prev);
         }""",
         arg=[base + "/api/sessions", session],
         polling=250,

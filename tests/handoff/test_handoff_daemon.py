@@ -29,13 +29,13 @@ from cloud.sessions import SessionManager, start_sessions
 from edge.agent.cli import run_chat
 from edge.config import EdgeConfig
 from edge.daemon import EdgeDaemon
-from edge.handoff import SysfsDeviceState
+from edge.handoff import SysfsDeviceState, chat_handoff
 from edge.ingest.memory import MemorySink, MemorySource
 from shared import streams
-from shared.agent import AgentConfig, RuleBackend
+from shared.agent import AgentConfig, AgentSession, RuleBackend
 from shared.compat import timeout
 from shared.natsrun import LocalTopology
-from shared.session import Owner
+from shared.session import HandoffAborted, Owner
 from shared.session.control import OpenReply
 
 # The daemon retries the hub at most every few seconds; the leaf node link re-dials in one.
@@ -249,3 +249,17 @@ async def test_the_device_state_follows_whether_the_uplink_reaches_the_hub() -> 
         async with timeout(WAIT_S):
             await changed.wait()
         assert device.signals.uplink is True
+
+
+async def test_a_chat_hosting_its_own_session_does_not_answer_beside_a_daemon(
+    sides: Sides, daemon: DaemonFactory
+) -> None:
+    d = await daemon()
+    await attached(d)
+    leaf = await sides.connect(sides.edge_url)
+    session = AgentSession("s-own", gw=GW, backend=RuleBackend(), side="edge")
+    handoff = chat_handoff(leaf, GW)  # a chat that started while the daemon waited for the hub
+    sides.services.append(handoff)
+    with pytest.raises(HandoffAborted, match="the edge daemon hosts this gateway's sessions"):
+        await handoff.move(session, "cloud")
+    assert session.owner == "edge" and d.stats().sessions == 0
