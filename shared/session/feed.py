@@ -29,6 +29,7 @@ from typing import Final
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 ACK_DELAY_S: Final = 0.05
 REDIAL_S: Final = 2.0
+# A failed consumer create is tried again after this, doubling up to the max.
+SUBSCRIBE_RETRY_S: Final = 0.2
+SUBSCRIBE_RETRY_MAX_S: Final = 5.0
 
 Listener = Callable[[AgentEventBase], None]
 
@@ -196,7 +200,7 @@ class EventFeed:
             while True:
                 need = not self._synced
                 if need and sub is None:
-                    sub = await self._subscribe()
+                    sub = await self._subscribe_until_it_holds()
                 elif not need and sub is not None:
                     await sub.unsubscribe()
                     sub = None
@@ -206,6 +210,26 @@ class EventFeed:
             if sub is not None:
                 with contextlib.suppress(Exception):  # the connection may be closing
                     await sub.unsubscribe()
+
+    async def _subscribe_until_it_holds(self) -> JetStreamContext.PushSubscription:
+        """A consumer create can time out while the hub is busy or restarting; the feed
+        must outlive that (it is the only path while the channel is not in sync), so it
+        tries again with backoff instead of ending the follower."""
+        delay = SUBSCRIBE_RETRY_S
+        failing = False
+        while True:
+            try:
+                sub = await self._subscribe()
+            except (NatsError, asyncio.TimeoutError) as exc:
+                if not failing:
+                    log.warning("following %s from the log: %r; retrying", self.session, exc)
+                failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, SUBSCRIBE_RETRY_MAX_S)
+                continue
+            if failing:
+                log.info("following %s from the log again", self.session)
+            return sub
 
     async def _subscribe(self) -> JetStreamContext.PushSubscription:
         start = self._pos + 1 if self._pos else None

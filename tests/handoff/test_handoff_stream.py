@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 from handoffkit import WAIT_S, Sides, start_session
+from nats.errors import TimeoutError as NatsTimeout
 
 from shared.compat import timeout
 from shared.messages import AgentEventBase, ContentChunk
@@ -75,3 +76,29 @@ async def test_a_follower_without_webrtc_reads_the_log(hub_sides: Sides) -> None
         events = [await feed.__anext__() for _ in range(5)]
     assert [getattr(event, "text", "") for event in events] == [f"t{i}" for i in range(5)]
     assert feed.via == "nats"
+
+
+async def test_a_follower_outlives_a_log_consumer_that_timed_out(
+    hub_sides: Sides, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy or restarting hub times a consumer create out; the follower tries again
+    instead of ending, and still delivers every event once."""
+    edge = await hub_sides.edge()
+    await start_session(edge)
+    runner = edge.runners["s1"]
+    for i in range(3):
+        await runner.emit(ContentChunk, text=f"t{i}")
+    reader = await hub_sides.connect(hub_sides.cloud_url)
+    feed = EventFeed(reader, hub_js(reader), "s1", side="edge", use_rtc=False)
+    real, failures = feed._subscribe, [NatsTimeout(), NatsTimeout()]
+
+    async def flaky() -> object:
+        if failures:
+            raise failures.pop()
+        return await real()
+
+    monkeypatch.setattr(feed, "_subscribe", flaky)
+    async with feed, timeout(WAIT_S):
+        events = [await feed.__anext__() for _ in range(3)]
+    assert failures == []
+    assert [getattr(event, "text", "") for event in events] == [f"t{i}" for i in range(3)]
