@@ -8,6 +8,7 @@ hit exactly once, so a change to a shipped file fails here instead of going unte
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
@@ -21,7 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
+from shared import subjects
 from shared.natsrun import NatsServer, ServerConfig, find_nats_server, free_port, hub_config
 from shared.natsrun.monitor import MonitorUnavailable, poll_until
 
@@ -261,3 +265,18 @@ def nats_server_test(conf: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
+
+
+async def hub_answers(client: Client, *, timeout_s: float) -> None:
+    """Until the hub's JetStream API answers `client` across a leaf link (a grant's
+    interest reaches the leaf only after the link is up)."""
+    js = client.jetstream(domain=subjects.HUB_DOMAIN, timeout=2.0)
+
+    async def answers() -> bool:
+        try:
+            await js.account_info()
+        except (NatsError, asyncio.TimeoutError):
+            return False
+        return True
+
+    await poll_until(answers, timeout_s=timeout_s)

@@ -30,7 +30,6 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 
 from shared import streams, subjects
@@ -44,7 +43,7 @@ from shared.session.log import read_log
 from shared.session.runner import hub_js
 from tests.handoff.handoffkit import SETTINGS, Model, conversation, loader, start_session, turn
 
-from ._support import GATEWAY, Certs, installed_leaf, single_hub
+from ._support import GATEWAY, Certs, hub_answers, installed_leaf, single_hub
 
 pytestmark = pytest.mark.usefixtures("no_nats_left")
 
@@ -109,20 +108,6 @@ async def site(
             yield site
 
 
-async def _hub_answers(edge: Client) -> None:
-    """Until the hub's JetStream API answers across the link (interest crosses after it)."""
-    js = edge.jetstream(domain=subjects.HUB_DOMAIN, timeout=2.0)
-
-    async def answers() -> bool:
-        try:
-            await js.account_info()
-        except (NatsError, asyncio.TimeoutError):
-            return False
-        return True
-
-    await poll_until(answers, timeout_s=WAIT_S)
-
-
 async def _in_sync_over_webrtc(feed: EventFeed) -> None:
     """Until `feed` takes the session's stream from its WebRTC channel: the offer went
     out on `rtc.<session>.<owner side>` and the owner's answer came back."""
@@ -135,7 +120,7 @@ async def test_a_session_goes_edge_cloud_edge_within_the_generated_permissions(
 ) -> None:
     edge_nc, cloud_nc = await site.edge(), await site.orchestrator()
     try:
-        await _hub_answers(edge_nc)
+        await hub_answers(edge_nc, timeout_s=WAIT_S)
         async with (
             SessionHost(
                 edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),
@@ -203,7 +188,7 @@ async def _wait_link_interest(server: NatsServer, subject: str) -> None:
 async def test_a_gateway_reaches_no_other_gateways_handoff_inbox(site: Site) -> None:
     edge, orch = await site.edge(), await site.orchestrator()
     try:
-        await _hub_answers(edge)
+        await hub_answers(edge, timeout_s=WAIT_S)
         # gw2's daemon, as the hub sees it: interest in its inbox (and a replica's).
         # The hub passes interest on to the leaf in order: once the leaf holds the
         # replica's, subscribed last, the hub has decided on gw2's.
@@ -253,7 +238,7 @@ async def test_baton_handoff_on_a_gateway_leaf_moves_a_session_under_its_login(
     the gateway types: the hub's replies reach it only on `_INBOX_<gw>`."""
     edge_nc, cloud_nc = await site.edge(), await site.orchestrator()
     try:
-        await _hub_answers(edge_nc)
+        await hub_answers(edge_nc, timeout_s=WAIT_S)
         async with (
             SessionHost(
                 edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),

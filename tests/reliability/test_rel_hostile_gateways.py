@@ -15,7 +15,6 @@ once gw1's own reply (asked for after that PubAck) arrives, gw2's message never 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from shared.compat import timeout
 from shared.creds import CredStore, downlink_consumer
 from shared.natsrun import NatsServer
 from shared.natsrun.monitor import poll_until
-from tests.deploy._support import make_certs
+from tests.deploy._support import hub_answers, make_certs
 
 pytestmark = pytest.mark.usefixtures("no_nats_left")
 
@@ -116,20 +115,6 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
             yield Site(cluster, leaves, creds)
 
 
-async def _hub_answers(edge: Client) -> None:
-    """Until the hub's JetStream API answers across the link (interest crosses after it)."""
-    js = edge.jetstream(domain=subjects.HUB_DOMAIN, timeout=2.0)
-
-    async def answers() -> bool:
-        try:
-            await js.account_info()
-        except (NatsError, asyncio.TimeoutError):
-            return False
-        return True
-
-    await poll_until(answers, timeout_s=WAIT_S)
-
-
 async def test_gateway_gets_no_answer_from_the_hub_api_on_another_gateways_things(
     site: Site, figures: Figures
 ) -> None:
@@ -138,7 +123,7 @@ async def test_gateway_gets_no_answer_from_the_hub_api_on_another_gateways_thing
     try:
         ojs = orch.jetstream(timeout=10.0)
         await ojs.publish("downlink.gw2.cmd.dev-z", b"for gw2")
-        await _hub_answers(edge)
+        await hub_answers(edge, timeout_s=WAIT_S)
         outcomes = {}
         for subject, body in FORBIDDEN_API:
             try:
@@ -180,8 +165,8 @@ async def test_gateway_hears_nothing_of_another_gateway_or_the_control_plane(
         seen = Seen()
         for subject in FORBIDDEN_INTEREST:
             await spy.subscribe(subject, cb=seen.on_msg)
-        await _hub_answers(spy)
-        await _hub_answers(other)
+        await hub_answers(spy, timeout_s=WAIT_S)
+        await hub_answers(other, timeout_s=WAIT_S)
         # The hub holds gw1's `>` interest (a wildcard that overlaps what it may hear);
         # what matters is that nothing outside gw1's own inbox is delivered on it.
         await _leaf_interest(hub_node, ">")
