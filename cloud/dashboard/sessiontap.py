@@ -1,8 +1,16 @@
 """`SessionTap`: session log frames (`session.<id>.ev` in SESSIONS) → live agent streams
 and the handoff timeline.
 
-Frames are unpacked with `shared.session.frames.unpack`; each event is taken once per
-(session, seq), so a replayed log adds nothing. What it keeps, bounded:
+Frames are unpacked with `shared.session.frames.unpack` and folded in the log's order,
+each event once, with the rule a follower's `SeqGate` applies to the live stream: an
+event of an epoch below the newest seen is a fenced-out owner's (or a copy seen again),
+an event at the newest epoch with a seq already taken is a replay, and a newer epoch may
+number on from below the last seq (a new owner numbers on from the durable log, so
+frames a fenced owner or an audit publisher got into the log late overlap its seqs).
+So a replayed log (an ordered consumer re-created after a hub restart, a replica that
+starts again and reads the backfill) adds nothing, and a newer owner's events are never
+taken for a replay. A handoff is keyed by its request's (session, epoch, seq): one row
+however often the log is read. What it keeps, bounded:
 
 - per session, the agent stream as a person reads it: who runs it (agent, owner side,
   epoch), the conversation's latest text as it streams, and its state;
@@ -50,8 +58,17 @@ class AgentStream:
     epoch: int = 0
     state: str = "idle"  # idle | running | done | error
     text: str = ""
-    last_seq: int = -1
+    last_seq: int = -1  # the newest seq taken at `epoch`
     updated_ms: int = 0
+
+    def take(self, event: AgentEventBase) -> bool:
+        """Whether `event` is news to the fold (see the module docstring); notes it."""
+        if event.epoch < self.epoch:
+            return False  # a fenced-out owner's frame, or a copy of one seen again
+        if event.epoch == self.epoch and event.seq <= self.last_seq:
+            return False  # a replayed frame
+        self.epoch, self.last_seq = event.epoch, event.seq
+        return True
 
     def to_json(self) -> dict[str, Any]:
         return {"session": self.session, "agent": self.agent, "owner": self.owner,
@@ -113,10 +130,9 @@ class SessionTap:
         update = Update()
         for event in events:
             stream = self._stream(event.session)
-            if event.seq <= stream.last_seq:
-                continue  # a replayed frame
-            stream.last_seq, stream.updated_ms = event.seq, event.ts_ms
-            stream.epoch = max(stream.epoch, event.epoch)
+            if not stream.take(event):
+                continue
+            stream.updated_ms = event.ts_ms
             stream.agent = event.agent or stream.agent
             self._agent(stream, event, update)
             self._handoff(event, update)
@@ -156,8 +172,9 @@ class SessionTap:
 
     def _handoff(self, event: AgentEventBase, update: Update) -> None:
         if isinstance(event, HandoffRequest):
-            self._begin(event)
-        handoff = self.handoffs.get(self._open.get(event.session, ""))
+            handoff = self._begin(event)
+        else:
+            handoff = self.handoffs.get(self._open.get(event.session, ""))
         if handoff is None:
             return
         if isinstance(event, HandoffRequest):
@@ -183,18 +200,26 @@ class SessionTap:
         self._store.add(spans)
         update.spans.extend(spans)
 
-    def _begin(self, event: HandoffRequest) -> None:
+    def _begin(self, event: HandoffRequest) -> Handoff | None:
+        """A new row for the request (None: one without a trace, or a row it already has)."""
         ids = Ids.of(event.traceparent)
-        if ids is None:
-            return
-        handoff = Handoff(f"{event.session}-{event.seq}", event.session, event.to,
-                          event.reason, ids.trace_id, ids.span_id)  # fmt: skip
+        key = handoff_id(event)
+        if ids is None or key in self.handoffs:
+            return None
+        handoff = Handoff(key, event.session, event.to, event.reason, ids.trace_id, ids.span_id)
         self.handoffs[handoff.id] = handoff
         while len(self.handoffs) > MAX_HANDOFFS:
             self.handoffs.popitem(last=False)
         self._open[event.session] = handoff.id
         label = f"handoff {event.session} → {event.to} ({event.reason or 'request'})"
         self._store.pick(Pick("handoff", ids.trace_id, label, event.ts_ms))
+        return handoff
+
+
+def handoff_id(request: HandoffRequest) -> str:
+    """A handoff's row: its request's session, epoch and seq (a seq alone repeats when
+    a newer owner numbers on from below it)."""
+    return f"{request.session}-{request.epoch}-{request.seq}"
 
 
 def handoff_spans(handoff: Handoff) -> list[Span]:

@@ -3,80 +3,29 @@ turns FLEET and SESSIONS messages into traces, flow and handoffs, and says so on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 import pytest
-from dashkit import decision_for, fleet_message, reading
-from nats.js import JetStreamContext
+from dashkit import Served, decision_for, fleet_message, next_of, reading, running_dashboard
 
-from cloud.api.app import create_app
-from cloud.api.deps import ApiDeps
-from cloud.api.events import EventBus, Subscription
-from cloud.api.metrics import CloudMetrics
-from cloud.dashboard import Dashboard
-from cloud.readmodel.db import ReadModel
-from cloud.twins.record import TwinRecord
 from shared import codec, streams, subjects, trace
-from shared.compat import timeout
 from shared.messages import HandoffComplete, HandoffRequest, now_ms
-from shared.messages.base import Scalar
 from shared.natsrun import NatsServer
 from shared.session.frames import pack
-
-WAIT_S = 15.0
-
-
-class NoDesired:
-    async def set(
-        self, gw: str, device: str, state: Mapping[str, Scalar], *, if_version: int | None = None
-    ) -> TwinRecord:
-        raise AssertionError("not used by these tests")
-
-
-@dataclass
-class Served:
-    dashboard: Dashboard
-    client: httpx.AsyncClient
-    js: JetStreamContext
-    bus: EventBus
 
 
 @pytest.fixture
 async def served(hub: NatsServer, tmp_path: Path) -> AsyncIterator[Served]:
     nc = await nats.connect(hub.client_url)
-    js = nc.jetstream()
-    await streams.ensure_hub(js)
-    readmodel = ReadModel(tmp_path / "readmodel.sqlite", retention_minutes=60)
-    bus = EventBus()
-    deps = ApiDeps(replica="t", readmodel=readmodel, desired=NoDesired(), bus=bus,
-                   metrics=CloudMetrics("t"), health=dict)  # fmt: skip
-    app = create_app(deps)
-    dashboard = await Dashboard.attach(app, nc)
-    transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://cloud") as client:
-            yield Served(dashboard, client, js, bus)
+        await streams.ensure_hub(nc.jetstream())
+        async with running_dashboard(nc, tmp_path) as served:
+            yield served
     finally:
-        await dashboard.aclose()
-        await dashboard.aclose()  # twice is safe
-        bus.close()
         await nc.close()
-        readmodel.close()
-
-
-async def next_of(sub: Subscription, type_: str, check: Any = lambda data: True) -> dict[str, Any]:
-    """The next event of `type_` on the bus whose data passes `check`."""
-    async with timeout(WAIT_S):
-        while True:
-            event = await sub.next(WAIT_S)
-            assert event is not None, "the bus closed"
-            if event.type == type_ and check(event.data):
-                return event.data
 
 
 async def test_the_page_and_its_files_are_served(served: Served) -> None:

@@ -15,8 +15,13 @@ from cloud.dashboard.traces import MAX_TRACES, TraceStore
 from cloud.planner.records import PlanRecord, StepEvent
 from shared import codec, trace
 from shared.messages import (
+    AgentComplete,
+    AgentEventBase,
+    AgentStart,
     CommandAck,
+    ContentChunk,
     GatewayEvent,
+    HandoffAbort,
     HandoffAccept,
     HandoffComplete,
     HandoffRequest,
@@ -187,3 +192,84 @@ def test_a_request_nothing_follows_stays_a_suggestion() -> None:
     asked = HandoffRequest(session="s2", seq=1, to="cloud", reason="needs_fleet", ts_ms=T0)
     update = tap.on_frame(pack([codec.encode(asked)]))
     assert [h.state for h in update.handoffs] == ["requested"]
+
+
+def _frame(*events: AgentEventBase) -> bytes:
+    return pack([codec.encode(e) for e in events])
+
+
+def _two_handoffs_and_a_late_frame() -> list[bytes]:
+    """A session's log, frame by frame, as SESSIONS holds it after a hub restart: edge →
+    cloud (replica r1, epoch 2); r1's last frame lands late, after replica r2 (epoch 3)
+    had read the log's end and reclaimed the session, so r2 numbers on from below it
+    (shared/session/log.py, a foreign append); r2 hands it back to the edge (epoch 4)."""
+    s, tp = "s1", trace.new_traceparent
+    return [
+        _frame(AgentStart(session=s, seq=1, epoch=1, ts_ms=T0),
+               AgentComplete(session=s, seq=2, epoch=1, text="fan on", ts_ms=T0 + 1)),
+        _frame(HandoffRequest(session=s, seq=3, epoch=1, to="cloud", ts_ms=T0 + 2,
+                              traceparent=tp()),
+               HandoffSnapshot(session=s, seq=4, epoch=1, size=900, ts_ms=T0 + 3)),
+        _frame(HandoffAccept(session=s, seq=5, epoch=2, owner="cloud", ts_ms=T0 + 4),
+               HandoffComplete(session=s, seq=6, epoch=2, owner="cloud", latency_ms=2.0,
+                               ts_ms=T0 + 5)),
+        _frame(AgentStart(session=s, seq=7, epoch=2, ts_ms=T0 + 6)),
+        _frame(ContentChunk(session=s, seq=8, epoch=2, text="pump-0 ", ts_ms=T0 + 7),
+               AgentComplete(session=s, seq=9, epoch=2, text="pump-0", ts_ms=T0 + 8)),
+        _frame(HandoffAbort(session=s, seq=8, epoch=3, reason="reclaimed from cloud:r1",
+                            ts_ms=T0 + 20),
+               HandoffRequest(session=s, seq=9, epoch=3, to="edge", ts_ms=T0 + 21,
+                              traceparent=tp()),
+               HandoffSnapshot(session=s, seq=10, epoch=3, size=950, ts_ms=T0 + 22)),
+        _frame(HandoffAccept(session=s, seq=11, epoch=4, owner="edge", ts_ms=T0 + 23),
+               HandoffComplete(session=s, seq=12, epoch=4, owner="edge", latency_ms=3.0,
+                               ts_ms=T0 + 24)),
+    ]  # fmt: skip
+
+
+def _rows(tap: SessionTap) -> list[tuple[str, str, str, list[str]]]:
+    return [(h.id, h.to, h.state, [s.name for s in h.steps]) for h in tap.handoffs.values()]
+
+
+BOTH = [
+    ("s1-1-3", "cloud", "completed",
+     ["request", "snapshot 900 B", "accepted by cloud", "complete: cloud owns it"]),
+    ("s1-3-9", "edge", "completed",
+     ["request", "snapshot 950 B", "accepted by edge", "complete: edge owns it"]),
+]  # fmt: skip
+
+
+def test_a_newer_owner_numbering_on_below_a_late_frame_is_not_a_replay() -> None:
+    tap = SessionTap(TraceStore())
+    for data in _two_handoffs_and_a_late_frame():
+        tap.on_frame(data)
+    assert _rows(tap) == BOTH
+    stream = tap.streams["s1"]
+    assert (stream.owner, stream.epoch, stream.last_seq) == ("edge", 4, 12)
+
+
+@pytest.mark.parametrize("start", [0, 2, 5, 6])
+def test_a_replayed_log_neither_drops_nor_duplicates_a_handoff(start: int) -> None:
+    log = _two_handoffs_and_a_late_frame()
+    tap = SessionTap(TraceStore())
+    for data in log:
+        tap.on_frame(data)
+    # An ordered consumer re-created after a hub restart reads from an earlier position.
+    replayed = [tap.on_frame(data) for data in log[start:]]
+    assert all(u.handoffs == [] and u.agent == [] for u in replayed)
+    assert _rows(tap) == BOTH
+    # A replica that starts again folds the same log into the same rows.
+    fresh = SessionTap(TraceStore())
+    for data in [*log, *log]:
+        fresh.on_frame(data)
+    assert _rows(fresh) == BOTH
+
+
+def test_a_fenced_owners_frame_seen_late_changes_nothing() -> None:
+    tap = SessionTap(TraceStore())
+    log = _two_handoffs_and_a_late_frame()
+    for data in log:
+        tap.on_frame(data)
+    late = _frame(ContentChunk(session="s1", seq=13, epoch=2, text="stale", ts_ms=T0 + 30))
+    assert tap.on_frame(late).agent == []
+    assert "stale" not in tap.streams["s1"].text and _rows(tap) == BOTH
