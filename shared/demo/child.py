@@ -2,7 +2,9 @@
 
 The child's stdout and stderr go, line by line, to its log file under the demo's
 directory; `wait_for_line()` waits for a line that says it is ready (the cloud prints
-its API URL). Children run in their own session, so a Ctrl-C in the terminal reaches
+its API URL). An `interactive` child reads its stdin from the demo: `answer(line, ...)`
+types a line and waits for the output line that answers it (the operator at
+`baton chat`). Children run in their own session, so a Ctrl-C in the terminal reaches
 only the demo, which then stops them in order: SIGTERM (each drains), a grace period,
 then SIGKILL.
 """
@@ -45,14 +47,14 @@ class Child(Service):
         log_path: Path,
         cwd: Path,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        interactive: bool = False,
     ) -> None:
         self.name = name
         self.args = [*BATON, *args]
         self.log_path = log_path
         self._cwd = cwd
         self._env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-        self._stdin = stdin
+        self._interactive = interactive
         self.lines: deque[str] = deque(maxlen=KEEP_LINES)  # the output's end, for callers
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -69,16 +71,34 @@ class Child(Service):
             *self.args,
             cwd=self._cwd,
             env=self._env,
-            stdin=subprocess.DEVNULL if self._stdin is None else subprocess.PIPE,
+            stdin=subprocess.PIPE if self._interactive else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._reader = asyncio.create_task(self._copy_output(), name=f"demo-{self.name}-log")
-        if self._stdin is not None and self._proc.stdin is not None:
-            # Small (a script of a few lines): the pipe's buffer takes it whole.
-            self._proc.stdin.write(self._stdin)
-            await self._proc.stdin.drain()
+
+    async def type_line(self, line: str) -> None:
+        """Write `line` to an interactive child's stdin (`ComponentFailed` once it exited)."""
+        stdin = self._proc.stdin if self._proc is not None else None
+        assert stdin is not None, "start() an interactive child first"
+        try:
+            stdin.write(f"{line}\n".encode())
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            await self.wait()
+            raise self.failure(f"exited with code {self.returncode}") from None
+
+    async def answer(self, line: str, pattern: str, timeout_s: float) -> re.Match[str]:
+        """Type `line`, then the next output line matching `pattern` (watched for before
+        the line is typed, so a quick answer is not missed)."""
+        found = self._watch(pattern)
+        await self.type_line(line)
+        return await self._found(found, f"no answer to {line!r}", timeout_s)
+
+    def end_input(self) -> None:
+        """Close an interactive child's stdin: end of input, as Ctrl-D in a terminal."""
+        if self._proc is not None and self._proc.stdin is not None:
             self._proc.stdin.close()
 
     async def _copy_output(self) -> None:
@@ -104,17 +124,26 @@ class Child(Service):
 
     async def wait_for_line(self, pattern: str, timeout_s: float) -> re.Match[str]:
         """The next output line matching `pattern`; `ComponentFailed` if it exits first."""
+        return await self._found(self._watch(pattern), "not ready", timeout_s)
+
+    def _watch(self, pattern: str) -> asyncio.Future[re.Match[str] | None]:
+        """The future of the next line matching `pattern` (None: the output ended)."""
         assert self._reader is not None, "start() first"
         found: asyncio.Future[re.Match[str] | None] = asyncio.get_running_loop().create_future()
         if self._reader.done():
             found.set_result(None)
         else:
             self._want = (re.compile(pattern), found)
+        return found
+
+    async def _found(
+        self, found: asyncio.Future[re.Match[str] | None], what: str, timeout_s: float
+    ) -> re.Match[str]:
         try:
             async with timeout(timeout_s):
                 match = await found
         except asyncio.TimeoutError:
-            raise self.failure(f"not ready after {timeout_s:.0f} s") from None
+            raise self.failure(f"{what} after {timeout_s:.0f} s") from None
         finally:
             self._want = None
         if match is None:

@@ -292,9 +292,11 @@ def _summary(stack: Stack, c: Collected) -> DemoSummary:
             session=session.session,
             owners=session.owners,
             completed=session.completed,
-            failed=len(session.handoffs) - session.completed,
+            failed=session.failed,
             latency_ms=[float(h["latency_ms"]) for h in session.handoffs if h.get("latency_ms")],
             skipped=session.skipped,
+            failures=session.failures,
+            kept_by=session.kept_by,
         ),
     )
 

@@ -73,6 +73,10 @@ class Handoffs:
     failed: int
     latency_ms: list[float]
     skipped: str | None
+    # Each /handoff that left the session where it was, in the chat's words (the
+    # operator looked again and tried again, a few times).
+    failures: list[str] = field(default_factory=list)
+    kept_by: str | None = None  # who held the session once the chat had exited
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +141,15 @@ class DemoSummary:
     def _handoff_line(self) -> str:
         h = self.handoffs
         where = f"session {h.session or '?'} owned by {' → '.join(h.owners) or '?'}"
+        if h.kept_by:
+            where += f", kept by {h.kept_by}"
         if h.skipped:
             return f"{where}; skipped: {h.skipped}"
         times = ", ".join(f"{ms:.0f} ms" for ms in h.latency_ms) or "latency not seen"
-        return f"{where}; {h.completed} completed, {h.failed} failed ({times})"
+        line = f"{where}; {h.completed} completed, {h.failed} failed ({times})"
+        if h.failures:
+            line += f"; did not go through: {'; '.join(h.failures)}"
+        return line
 
     def _loss_line(self) -> str:
         r = self.readings

@@ -1,16 +1,19 @@
 """The demo's parts on their own: state directory, child processes, summary, metrics,
-schedule."""
+schedule, the operator at a (fake) `baton chat`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.demo.child import Child
 from shared.demo.errors import ComponentFailed, DemoError
+from shared.demo.operator import STATUS, Operator, Transcript
 from shared.demo.probe import parse_edge_metrics
+from shared.demo.session import SCRIPT, SessionResult, _read
 from shared.demo.summary import (
     DemoSummary,
     Handoffs,
@@ -130,14 +133,14 @@ def test_edge_metrics_are_read_from_prometheus_text() -> None:
 
 def test_a_short_run_still_fits_the_outage_and_the_session() -> None:
     assert Schedule.fitting(None) == Schedule()
-    short = Schedule.fitting(20)
-    assert short.session_at_s < short.outage_at_s
-    assert short.outage_at_s + short.outage_s < 20
+    for duration in (20, 60):
+        fits = Schedule.fitting(duration)
+        assert fits.session_at_s < fits.outage_at_s
+        # The outage may wait for the operator session, and still ends within the run.
+        assert fits.outage_at_s + fits.outage_wait_s + fits.outage_s < duration
 
 
 def test_the_chat_output_gives_the_session_its_owners_and_any_refusal() -> None:
-    from shared.demo.session import _read
-
     moved = _read([
         "[session s-1 · owner edge · epoch 0 · model rules · hub linked]",
         "agent> rule overheat v1 fired on pump-0 ...",
@@ -152,3 +155,98 @@ def test_the_chat_output_gives_the_session_its_owners_and_any_refusal() -> None:
     ])  # fmt: skip
     assert refused.skipped == "handoff not available (no edge.handoff)"
     assert _read(["config error: bad"]).skipped is not None
+
+
+# A stand-in for `baton chat`: the status line after each answer and each /handoff.
+# `fail` /handoffs fail first (as one whose prepare timed out under load does); with
+# `lag`, a /handoff moves the session but the status line after it still shows the old
+# owner (a lease board behind the flip); `self_hosted_runs` runs say first that the
+# chat runs the session itself (the daemon did not answer its open in time).
+FAKE_CHAT = """
+import pathlib, sys
+fail, lag, self_hosted_runs, runs_file = int(sys.argv[1]), sys.argv[2] == "lag", int(sys.argv[3]), pathlib.Path(sys.argv[4])
+runs = int(runs_file.read_text()) + 1 if runs_file.exists() else 1
+runs_file.write_text(str(runs))
+if runs <= self_hosted_runs:
+    print("This chat runs the session itself: the edge daemon did not answer: TimeoutError().")
+owner, epoch, shown = "edge", 1, "edge"
+def status():
+    print(f"[session s-{runs} · owner {shown} · epoch {epoch} · model rules · hub linked]", flush=True)
+status()
+while (line := sys.stdin.readline().strip()) != "/quit":
+    if line.startswith("/handoff "):
+        to = line.split()[1]
+        if to == owner:
+            pass
+        elif fail:
+            fail -= 1
+            print(f"handoff failed: handoff of s-{runs} aborted at prepare: no {to} answered")
+        else:
+            owner, epoch = to, epoch + 1
+            if not lag:
+                shown = owner
+        status()
+        continue
+    shown = owner
+    if line != "/status":
+        print(f"you> agent> answered: {line}")
+    status()
+"""
+
+
+def fake_chat(tmp_path: Path, *, fail: int = 0, lag: bool = False, self_hosted: int = 0) -> Child:
+    chat = Child("operator session", [], log_path=tmp_path / "session.log", cwd=tmp_path,
+                 interactive=True)  # fmt: skip
+    chat.args = [sys.executable, "-c", FAKE_CHAT, str(fail), "lag" if lag else "-",
+                 str(self_hosted), str(tmp_path / "runs")]  # fmt: skip
+    return chat
+
+
+async def operate(tmp_path: Path, **chat: Any) -> tuple[SessionResult, Transcript]:
+    operator = Operator(lambda: fake_chat(tmp_path, **chat), SCRIPT, hosted=True, retry_pause_s=0)
+    transcript = await operator.run()
+    result = _read(transcript.lines)
+    result.failures = transcript.failures
+    return result, transcript
+
+
+async def test_the_operator_types_each_line_after_the_answer_to_the_one_before(
+    tmp_path: Path,
+) -> None:
+    result, transcript = await operate(tmp_path)
+    assert (result.session, result.owners, result.failures) == (
+        "s-1",
+        ["edge", "cloud", "edge"],
+        [],
+    )
+    answered = [line for line in transcript.lines if "answered:" in line]
+    assert [line.split("answered: ")[1] for line in answered] == [
+        line for line in SCRIPT if not line.startswith("/")
+    ]
+
+
+async def test_a_handoff_that_did_not_go_through_is_tried_again_and_reported(
+    tmp_path: Path,
+) -> None:
+    result, _ = await operate(tmp_path, fail=1)
+    assert result.owners == ["edge", "cloud", "edge"]
+    assert result.failures == ["handoff of s-1 aborted at prepare: no cloud answered"]
+    assert result.failed == 1
+
+
+async def test_a_move_the_status_line_shows_late_is_looked_at_again_not_repeated(
+    tmp_path: Path,
+) -> None:
+    result, transcript = await operate(tmp_path, lag=True)
+    assert result.owners == ["edge", "cloud", "edge"] and result.failures == []
+    statuses = [line for line in transcript.lines if STATUS.search(line)]
+    assert len(statuses) == 1 + len(SCRIPT) + 2  # the first, one a line, one /status a move
+
+
+async def test_a_chat_running_the_session_beside_the_daemon_is_started_again(
+    tmp_path: Path,
+) -> None:
+    result, transcript = await operate(tmp_path, self_hosted=1)
+    assert result.session == "s-2" and result.owners == ["edge", "cloud", "edge"]
+    assert not any("runs the session itself" in line for line in transcript.lines)
+    assert "runs the session itself" in (tmp_path / "session.log").read_text()
