@@ -8,26 +8,49 @@ once it is expired by the board's clock-free rule, by CAS on the revision we saw
 holder renewed in between, the CAS fails and nothing happens.
 
 `recover` rebuilds the session from what is durable: the latest snapshot (a turn's
-checkpoint or the handoff's) and the log's end. The snapshot's pending question, if
-the dead owner was answering one, is answered again by the engine's `resume()`. The new
-owner numbers on from the log's end; events the dead owner streamed but never made
-durable are superseded (a follower's `SeqGate` rebases on the higher epoch).
+checkpoint or the handoff's) brought up to the log's end (`catch_up`). The log is the
+truth: a turn's checkpoint is written when it starts, with its question pending, so a
+question whose `agent_complete` is in the log after it is done, and its answer is put
+into the conversation from the log instead of being given a second time. A question
+cut mid-answer (no `agent_complete` durable) is answered again by the engine's
+`resume()`, unless the cut turn had already run a tool: that action is not repeated
+(the device would refuse a stale epoch, but the conversation would show it twice), and
+the new owner ends the turn with an `error` ("interrupted") the user can ask again
+after. The new owner numbers on from the log's end; events the dead owner streamed but
+never made durable are superseded (a follower's `SeqGate` rebases on the higher epoch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import JsonValue
 
 from shared.errors import TransportError
-from shared.messages import HandoffAbort, SessionSnapshot
+from shared.messages import (
+    AgentComplete,
+    AgentError,
+    AgentEventBase,
+    AgentStart,
+    AgentSwitch,
+    ChatMessage,
+    ContentChunk,
+    HandoffAbort,
+    SessionSnapshot,
+    ToolExecution,
+    ToolResult,
+)
 from shared.session.agent import AgentLoader
 from shared.session.board import LeaseBoard, Seen
 from shared.session.errors import NotOwner, SessionError
+from shared.session.gate import SeqGate
 from shared.session.lease import Lease, LeaseValue
-from shared.session.log import log_tail
+from shared.session.log import log_tail, read_log
 from shared.session.runner import HostContext, SessionRunner
 from shared.session.snapshot import decode_snapshot
 
@@ -38,9 +61,17 @@ Adopt = Callable[[SessionRunner], Awaitable[None]]
 Start = Callable[[SessionRunner], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A snapshot brought up to the log's end."""
+
+    snapshot: SessionSnapshot
+    interrupted: tuple[str, ...] = ()  # tools a cut turn ran: it is not answered again
+
+
 async def recover(
     ctx: HostContext, loader: AgentLoader, lease: Lease, *, sent_at: float, reason: str
-) -> SessionRunner:
+) -> tuple[SessionRunner, Recovered]:
     """A runner for `lease` (just acquired by us) from the hub's durable state; the
     caller adopts it, then announces it (`handoff_abort`), then lets it answer."""
     tail = await log_tail(ctx.js, lease.session)
@@ -51,12 +82,83 @@ async def recover(
         snapshot = SessionSnapshot(
             session=lease.session, gw=lease.value.gw, epoch=lease.epoch, owner=ctx.owner.side
         )
+    # Only a reclaim reads the log (a handoff's snapshot is taken after the turn):
+    # from the snapshot's log position on, the frames written after it.
+    after = await read_log(
+        ctx.js, lease.session, after=snapshot.last_seq, start=ref.log_pos if ref else 0
+    )
+    recovered = catch_up(snapshot, after)
     last_seq = max(tail.seq, snapshot.last_seq)
     update = {"last_seq": last_seq, "epoch": lease.epoch, "owner": ctx.owner.side}
-    agent = await loader(snapshot.model_copy(update=update))
+    agent = await loader(recovered.snapshot.model_copy(update=update))
     runner = SessionRunner(ctx, agent, lease, start=tail, snap=ref, sent_at=sent_at)
     await runner.__aenter__()
-    return runner
+    return runner, recovered
+
+
+def catch_up(snapshot: SessionSnapshot, events: Sequence[AgentEventBase]) -> Recovered:
+    """`snapshot` with what the log says happened to its pending question after it.
+
+    Only the turn in progress at the snapshot can be rebuilt: a later turn's question
+    is not in the log (`agent_start` does not carry it), so the rebuild stops at the
+    next `agent_start`. The rebuilt reply is what the log shows (text chunks, a tool
+    exchange as the call's text and its result as JSON), not the engine's own message
+    list word for word; the next turn's checkpoint carries it on from there.
+    """
+    events = SeqGate(last=snapshot.last_seq, epoch=snapshot.epoch).offer(events)
+    if not snapshot.pending:
+        return Recovered(snapshot)
+    replies: list[ChatMessage] = []
+    said: list[str] = []
+    tools: list[str] = []
+    memory = dict(snapshot.memory)
+    for event in events:
+        if isinstance(event, AgentStart):
+            break  # a turn the snapshot does not know the question of
+        if isinstance(event, AgentSwitch):
+            memory["agent"] = event.to_agent
+        elif isinstance(event, ContentChunk):
+            said.append(event.text)
+        elif isinstance(event, ToolExecution):
+            call = json.dumps({"tool": event.tool, "args": event.args})
+            replies.append(ChatMessage(role="assistant", content="".join(said) + call))
+            said = []
+            tools.append(event.tool)
+        elif isinstance(event, ToolResult):
+            content = json.dumps(event.result)
+            replies.append(ChatMessage(role="tool", name=event.tool, content=content))
+        elif isinstance(event, AgentComplete):
+            replies.append(ChatMessage(role="assistant", content="".join(said)))
+            return Recovered(_answered(snapshot, replies, memory, len(tools)))
+        elif isinstance(event, AgentError) and not event.retryable:
+            return Recovered(_answered(snapshot, replies, memory, len(tools)))
+        elif isinstance(event, AgentError):
+            break  # still pending (the engine keeps a retryable failure's question)
+    if not tools:
+        return Recovered(snapshot)  # cut before acting: answer it again
+    if said:
+        replies.append(ChatMessage(role="assistant", content="".join(said)))
+    return Recovered(_answered(snapshot, replies, memory, len(tools)), tuple(tools))
+
+
+def _answered(
+    snapshot: SessionSnapshot, replies: list[ChatMessage], memory: dict[str, JsonValue], calls: int
+) -> SessionSnapshot:
+    """The pending question done: its reply replaces whatever half turn followed it."""
+    task = snapshot.pending[0]
+    index = task.get("index")
+    keep = index + 1 if isinstance(index, int) and not isinstance(index, bool) else None
+    before = snapshot.messages[:keep] if keep is not None else snapshot.messages
+    tool_state = dict(snapshot.tool_state)
+    counted = tool_state.get("calls", 0)
+    if calls and isinstance(counted, int):
+        tool_state["calls"] = counted + calls  # call ids stay unique
+    return snapshot.model_copy(
+        update={
+            "messages": [*before, *replies], "pending": snapshot.pending[1:],
+            "memory": memory, "tool_state": tool_state,
+        }
+    )  # fmt: skip
 
 
 class Reclaimer:
@@ -138,13 +240,19 @@ class Reclaimer:
         reason = f"reclaimed from {old.value.owner} at epoch {lease.epoch}: its lease expired"
         log.warning(reason, extra={"session": old.session})
         try:
-            runner = await recover(self._ctx, self._loader, lease, sent_at=sent, reason=reason)
+            runner, recovered = await recover(
+                self._ctx, self._loader, lease, sent_at=sent, reason=reason
+            )
         except (SessionError, TransportError) as exc:
             log.error("recovering %s failed: %s", old.session, exc)
             return
         try:
             await self._adopt(runner)
             await runner.emit(HandoffAbort, reason=reason[:500])
+            if recovered.interrupted:  # ends the cut turn for whoever waits on it
+                tools = ", ".join(recovered.interrupted)
+                message = f"the previous owner stopped after running {tools}; not run again"
+                await runner.emit(AgentError, code="interrupted", message=message[:500])
             runner.log.kick()
         except SessionError as exc:
             log.error("reclaimed %s but could not go on: %s", old.session, exc)

@@ -12,7 +12,10 @@ already sent carries its epoch, which receivers compare (DESIGN "Edge handoff").
 
 When a turn starts, the runner writes a checkpoint (the snapshot with the question
 pending) before the answer streams: if this owner dies mid-answer, whoever reclaims the
-lease loads it and the engine's `resume()` answers the question again.
+lease loads it and the engine's `resume()` answers the question again. There is no
+second checkpoint when the turn completes (a snapshot write per turn, for nothing in the
+common case): the reclaimer brings the snapshot up to the log's end (`reclaim.catch_up`),
+so a question whose answer is in the log is not answered twice.
 """
 
 from __future__ import annotations

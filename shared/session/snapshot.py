@@ -56,6 +56,8 @@ SIZE_HEADER: Final = "Baton-Size"
 DIGEST_HEADER: Final = "Baton-Digest"
 EPOCH_HEADER: Final = "Baton-Epoch"
 CHUNK_HEADER: Final = "Baton-Chunk"
+# The event log's position at the snapshot: a reclaimer reads the log from there on.
+LOG_POS_HEADER: Final = "Baton-Log-Pos"
 # Chunks per pull: 32 x 128 KiB is 4 MiB in one round trip.
 _PULL_BATCH: Final = 32
 _PULL_TIMEOUT_S: Final = 5.0
@@ -123,7 +125,11 @@ class SnapshotStore:
     ) -> SnapRef:
         """Store `data` durably; `last` is the `.snap` subject's sequence we expect
         (0: none yet). Raises `LeaseLost` when someone else wrote since."""
-        headers = {EPOCH_HEADER: str(epoch), Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(last)}
+        headers = {
+            EPOCH_HEADER: str(epoch),
+            LOG_POS_HEADER: str(log_pos),
+            Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(last),
+        }
         blob, digest = None, ""
         if len(data) > self._inline_max:
             blob, digest = await self._put_blob(session, data)
@@ -164,7 +170,11 @@ class SnapshotStore:
         blob = headers.get(BLOB_HEADER)
         size = int(headers.get(SIZE_HEADER, "0")) if blob else len(msg.data or b"")
         digest = headers.get(DIGEST_HEADER, "")
-        return SnapRef(seq=msg.seq or 0, size=size, blob=blob, digest=digest)
+        log_pos = headers.get(LOG_POS_HEADER, "0")  # 0: an older writer; read the whole log
+        return SnapRef(
+            seq=msg.seq or 0, size=size, blob=blob, digest=digest,
+            log_pos=int(log_pos) if log_pos.isdigit() else 0,
+        )  # fmt: skip
 
     async def drop_blob(self, session: str, blob: str) -> None:
         """Purge an old snapshot's chunks; a failure only leaves garbage behind."""
