@@ -323,6 +323,8 @@ class SessionHost:
     def _forget(self, runner: SessionRunner) -> None:
         if self.runners.get(runner.session) is runner:
             del self.runners[runner.session]
+        if self._reclaimer is not None:
+            self._reclaimer.poke()  # its lease may come due here now
 
     def _busy(self, session: str) -> bool:
         intake = self._intake

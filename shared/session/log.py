@@ -10,6 +10,15 @@ frame. Every append is a compare-and-set on the subject's last sequence
 fenced-out old owner's append fails, so the log never interleaves two owners. A publish
 that timed out is retried with the same `Nats-Msg-Id`, which JetStream de-duplicates
 within the stream's window (`streams.DUPLICATE_WINDOW_S`) before the CAS check.
+
+A hub that does not take appends (an outage, a leaf link down) is waited out: the frame
+is retried, backing off to `RETRY_S[-1]`, while the lease is still ours, for up to
+`give_up_s` (the runner passes its lease TTL). Meanwhile events queue and a checkpoint
+waits, and the owner goes on as soon as appends work again. Only past `give_up_s`, or
+once fenced, does the log fail for good (`failed`): the runner then stops renewing its
+lease, so it runs out and a peer (or this host, anew) reclaims the session. Giving up
+after the first few tries, while the lease was still renewed, left a session that no
+one acted for and no one could take back.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ LINGER_S: Final = 0.01
 # Closing waits this long for the hub to take what is pending (the rest is dropped: a
 # successor numbers on from the log's end).
 DRAIN_S: Final = 2.0
+# How long appends may fail before the log gives up (when the owner does not say).
+GIVE_UP_S: Final = 10.0
 # JetStream error codes of a failed expected-last-sequence check.
 WRONG_LAST: Final = (10071, 10164)
 _READ_BATCH: Final = 256
@@ -66,11 +77,14 @@ class EventLog:
         epoch: int,
         start: Mark,
         still_owner: Callable[[], bool] = lambda: True,
+        give_up_s: float = GIVE_UP_S,
     ) -> None:
         self.session = session
         self.epoch = epoch
         self.mark = start
         self.failure: SessionError | None = None
+        self.failed = asyncio.Event()  # set with `failure`: the log has stopped for good
+        self.give_up_s = give_up_s
         self._js = js
         self._still_owner = still_owner
         self._subject = subjects.session_events(session)
@@ -142,6 +156,7 @@ class EventLog:
                     self._wake.set()
         except SessionError as exc:
             self.failure = exc
+            self.failed.set()
             self._advance(self.mark)
             log.warning("event log of %s stopped: %s", self.session, exc)
 
@@ -156,12 +171,18 @@ class EventLog:
         return batch
 
     async def _append(self, batch: list[tuple[int, bytes]]) -> None:
-        if not self._still_owner():  # a zombie stops here, before its CAS might still win
-            raise LeaseLost(self.session, "the lease ran out before these events were logged")
         payload = pack([data for _, data in batch])
         msg_id = f"{self.session}:{self.epoch}:{batch[0][0]}"
         expected = self.mark.log_pos
-        for delay in (*RETRY_S, None):
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None
+        tries = 0
+        cas_losses = 0
+        while cas_losses <= len(RETRY_S):
+            # Before every try, not just the first: a zombie stops here, before its CAS
+            # might still win (a retry can come a whole outage after the first try).
+            if not self._still_owner():
+                raise LeaseLost(self.session, "the lease ran out before these events were logged")
             headers = {
                 Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: str(expected),
                 Header.MSG_ID.value: msg_id,
@@ -169,20 +190,27 @@ class EventLog:
             try:
                 ack = await self._js.publish(self._subject, payload, headers=headers)
             except APIError as exc:
-                if exc.err_code not in WRONG_LAST:
-                    error: Exception = exc
-                else:
+                if exc.err_code in WRONG_LAST:
+                    cas_losses += 1
                     expected = await self._foreign_append(exc)
                     continue
+                error: Exception = exc
             except nats.errors.Error as exc:  # timeouts: the retry's Msg-Id dedupes
                 error = exc
             else:
+                if tries:
+                    log.info("append to %s went through after %d failed tries", self._subject,
+                             tries)  # fmt: skip
                 self._advance(Mark(ack.seq, batch[-1][0]))
                 return
-            if delay is None:
+            now = loop.time()
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= self.give_up_s:
                 raise SessionError(f"event log of {self.session}: {error!r}") from error
-            log.info("append to %s failed (%r), retrying", self._subject, error)
-            await asyncio.sleep(delay)
+            if tries == 0:  # once per outage, not once per try
+                log.info("append to %s failed (%r), retrying", self._subject, error)
+            await asyncio.sleep(RETRY_S[min(tries, len(RETRY_S) - 1)])
+            tries += 1
         raise SessionError(f"event log of {self.session}: appends keep losing their CAS")
 
     async def _foreign_append(self, exc: APIError) -> int:

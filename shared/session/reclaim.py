@@ -23,7 +23,6 @@ never made durable are superseded (a follower's `SeqGate` rebases on the higher 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -182,7 +181,14 @@ class Reclaimer:
         self._start = start
         self._busy = busy
         self._rule = may_reclaim
+        self._poked = asyncio.Event()
         self.reclaimed = 0
+
+    def poke(self) -> None:
+        """Look at the board again: a session stopped being busy here (a runner that
+        stopped acting without its lease changing, e.g. its log failed). Without this,
+        the board would not change and this host would never take its own lease back."""
+        self._poked.set()
 
     def eligible(self, lease: Lease) -> bool:
         me = self._ctx.owner.id
@@ -198,14 +204,14 @@ class Reclaimer:
         loop = asyncio.get_running_loop()
         while True:
             changed = self._board.changed()
+            self._poked.clear()
             due, next_at = self._due(loop.time())
             for seen in due:
                 await self._take(seen)
             if due:
                 continue
             wait_s = None if next_at is None else max(0.0, next_at - loop.time())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(changed.wait(), wait_s)
+            await _either(changed, self._poked, wait_s)
 
     def _due(self, now: float) -> tuple[list[Seen], float | None]:
         due: list[Seen] = []
@@ -260,3 +266,17 @@ class Reclaimer:
             return
         self.reclaimed += 1
         self._start(runner)
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event, wait_s: float | None) -> None:
+    """Until either event is set, or `wait_s` passes."""
+    waits = [
+        asyncio.create_task(first.wait(), name="reclaim-wait-board"),
+        asyncio.create_task(second.wait(), name="reclaim-wait-poke"),
+    ]
+    try:
+        await asyncio.wait(waits, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)

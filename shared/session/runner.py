@@ -100,9 +100,13 @@ class SessionRunner:
         self.agent = agent
         self.session = lease.session
         self.keeper = LeaseKeeper(ctx.leases, lease, sent_at=sent_at or loop.time())
+        # Appends that fail are retried for up to a lease TTL: the runner goes on once the
+        # hub takes them again (its lease is still its own), and gives up (`_watch_log`)
+        # before a peer would have waited longer than a dead owner's lease for it.
         self.log = EventLog(
-            ctx.js, self.session, epoch=lease.epoch, start=start, still_owner=self.keeper.valid
-        )
+            ctx.js, self.session, epoch=lease.epoch, start=start,
+            still_owner=self.keeper.valid, give_up_s=ctx.settings.ttl_s,
+        )  # fmt: skip
         self.stream = EventStream(self.session, lease.epoch, self.log, last_seq=agent.seq)
         self.turn_lock = asyncio.Lock()
         self.state: State = "active"
@@ -139,6 +143,7 @@ class SessionRunner:
             subject = subjects.rtc_signal(self.session, self.side)
             self._sub = await self.ctx.nc.subscribe(subject, cb=self._on_offer)
         self.spawn(self._watch_lease(), f"runner-lease:{self.session}")
+        self.spawn(self._watch_log(), f"runner-log:{self.session}")
         return self
 
     async def __aexit__(
@@ -329,6 +334,14 @@ class SessionRunner:
         if self.state == "active":  # not a handoff: lost, or released
             self._finish(f"lease lost: {self.keeper.reason}")
             self.cut_turn()
+
+    async def _watch_log(self) -> None:
+        """A log that failed for good makes this owner unable to act; if its keeper went
+        on renewing, the lease would never run out and nobody could take the session
+        back. Stop renewing instead: the lease runs out, and a peer (or this host, by
+        its reclaimer) recovers the session from the hub."""
+        await self.log.failed.wait()
+        self.keeper.forfeit(f"its event log failed: {self.log.failure}")
 
     def _finish(self, reason: str) -> None:
         if self.state == "ended":

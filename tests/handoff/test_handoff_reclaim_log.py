@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
+import nats.errors
+import pytest
 from handoffkit import WAIT_S, Model, Sides, conversation, running, start_session, turn
 
+from shared import subjects
 from shared.agent.backend import Output, TextDelta, ToolCall, ToolSpec
 from shared.compat import timeout
 from shared.messages import AgentComplete, AgentError, ChatMessage, ToolExecution
+from shared.session import SessionHost
 from shared.session.log import read_log
 from shared.session.runner import hub_js
 
@@ -72,3 +77,63 @@ async def test_a_tool_run_by_the_dead_owner_is_not_run_again(hub_sides: Sides) -
     assert sum(isinstance(e, ToolExecution) for e in events) == 1
     assert any(isinstance(e, AgentError) and e.code == "interrupted" for e in events)
     assert conversation(restarted, "s1")[-2:] == [("user", "two"), ("assistant", "echo: two")]
+
+
+class FlakyLog:
+    """Makes the appends to a session's log fail (a hub outage, seen by the log only)."""
+
+    def __init__(self, host: SessionHost, session: str, *, fails: int | None) -> None:
+        self.js = host.ctx.js
+        self.subject = subjects.session_events(session)
+        self.real = self.js.publish
+        self.fails = fails  # None: until `heal()`
+        self.failed = 0
+
+    async def publish(self, subject: str, payload: bytes = b"", **kwargs: Any) -> Any:
+        if subject == self.subject and (self.fails is None or self.failed < self.fails):
+            self.failed += 1
+            raise nats.errors.TimeoutError
+        return await self.real(subject, payload, **kwargs)
+
+    def heal(self) -> None:
+        self.fails = self.failed
+
+
+async def test_an_owner_goes_on_once_its_log_appends_work_again(
+    hub_sides: Sides, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edge = await hub_sides.edge()
+    await start_session(edge)
+    await turn(edge, "s1", "one")
+    flaky = FlakyLog(edge, "s1", fails=4)  # every try of one append (~1.25 s)
+    monkeypatch.setattr(flaky.js, "publish", flaky.publish)
+    events = await turn(edge, "s1", "two")
+    assert isinstance(events[-1], AgentComplete) and events[-1].text == "echo: two"
+    assert flaky.failed == 4
+    await edge.runners["s1"].log.flush()
+    logged = await read_log(hub_js(edge.nc), "s1", after=0)
+    assert [e.text for e in logged if isinstance(e, AgentComplete)] == ["echo: one", "echo: two"]
+
+
+async def test_an_owner_whose_log_stays_down_lets_its_lease_run_out(
+    hub_sides: Sides, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edge = await hub_sides.edge()
+    await start_session(edge)
+    await turn(edge, "s1", "one")
+    wedged = edge.runners["s1"]
+    flaky = FlakyLog(edge, "s1", fails=None)
+    monkeypatch.setattr(flaky.js, "publish", flaky.publish)
+    await wedged.submit("two")  # its first event cannot be logged
+    async with timeout(WAIT_S):
+        await wedged.keeper.lost.wait()  # it stops renewing: nobody else could take it
+    assert not wedged.acting()
+    flaky.heal()
+    reclaimed = asyncio.Event()
+    undo = edge.on_runner(lambda runner: reclaimed.set())
+    async with timeout(WAIT_S):
+        await reclaimed.wait()  # its lease ran out; this host takes it back by CAS
+    undo()
+    assert edge.runners["s1"] is not wedged and edge.runners["s1"].epoch > wedged.epoch
+    await turn(edge, "s1", "three")
+    assert conversation(edge, "s1")[-2:] == [("user", "three"), ("assistant", "echo: three")]
