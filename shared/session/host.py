@@ -381,7 +381,14 @@ class SessionHost:
     async def _order(
         self, session: str, to: Side, target: Owner | None, reason: str
     ) -> HandoffReport:
-        lease = self.lease(session)
+        # The lease itself, not the board: the board may be behind the last flip (its
+        # watch lags, or it stalled), and a stale "it is already there" would report a
+        # handoff as done that never happened, or send the order to a past owner. One
+        # KV get per order; the flip itself is a CAS, so this read need not be atomic.
+        try:
+            lease = await self.ctx.leases.get(session)
+        except TransportError as exc:
+            return _failed(session, "lookup", f"reading the lease of {session}: {exc}")
         if lease is None:
             return _failed(session, "lookup", f"session {session} has no lease")
         if lease.value.side == to and target is None:

@@ -12,13 +12,13 @@ from typing import Any
 
 import nats.errors
 import pytest
-from handoffkit import WAIT_S, Model, Sides, conversation, running, start_session, turn
+from handoffkit import GW, WAIT_S, Model, Sides, conversation, running, start_session, turn
 
 from shared import subjects
 from shared.agent.backend import Output, TextDelta, ToolCall, ToolSpec
 from shared.compat import timeout
 from shared.messages import AgentComplete, AgentError, ChatMessage, ToolExecution
-from shared.session import SessionHost
+from shared.session import Owner, SessionHost
 from shared.session.log import read_log
 from shared.session.runner import hub_js
 
@@ -137,3 +137,21 @@ async def test_an_owner_whose_log_stays_down_lets_its_lease_run_out(
     assert edge.runners["s1"] is not wedged and edge.runners["s1"].epoch > wedged.epoch
     await turn(edge, "s1", "three")
     assert conversation(edge, "s1")[-2:] == [("user", "three"), ("assistant", "echo: three")]
+
+
+async def test_a_handoff_order_reads_the_lease_not_a_board_that_is_behind(
+    hub_sides: Sides,
+) -> None:
+    edge = await hub_sides.edge()
+    await hub_sides.cloud("r1")
+    operator = await hub_sides.cloud("r2")  # where the order is typed (the API, say)
+    await start_session(edge)
+    await operator.board.aclose()  # its board stops here: it shows the edge owning s1
+    moved = await edge.handoff("s1", "cloud", target=Owner("cloud", "r1"))
+    assert moved.ok and moved.owner == "cloud:r1"
+
+    report = await operator.handoff("s1", "edge")
+    assert report.ok, report.error
+    assert report.owner == f"edge:{GW}" and report.epoch > moved.epoch
+    lease = await operator.ctx.leases.get("s1")
+    assert lease is not None and lease.value.owner == f"edge:{GW}"
