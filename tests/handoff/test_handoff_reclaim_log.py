@@ -1,7 +1,10 @@
-"""A reclaimed session goes on from the log's end: what its dead owner finished stays done.
+"""A reclaimed session goes on from the log's end; an owner whose log fails does not wedge
+its session; a handoff order is checked against the lease, not a stale board.
 
 What a user notices: after the gateway dies and takes its session back, the question it
-had already answered is not answered a second time, and a tool it ran is not run again.
+had already answered is not answered a second time, and a tool it ran is not run again;
+after a hub outage the session answers again (its owner, or whoever reclaims it); and
+`/handoff edge` does not say "already there" while the cloud still has the session.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from handoffkit import GW, WAIT_S, Model, Sides, conversation, running, start_se
 from shared import subjects
 from shared.agent.backend import Output, TextDelta, ToolCall, ToolSpec
 from shared.compat import timeout
-from shared.messages import AgentComplete, AgentError, ChatMessage, ToolExecution
+from shared.messages import (
+    AgentComplete,
+    AgentError,
+    AgentStart,
+    ChatMessage,
+    ContentChunk,
+    SessionSnapshot,
+    ToolExecution,
+)
 from shared.session import Owner, SessionHost
 from shared.session.log import read_log
+from shared.session.reclaim import catch_up
 from shared.session.runner import hub_js
 
 
@@ -155,3 +167,32 @@ async def test_a_handoff_order_reads_the_lease_not_a_board_that_is_behind(
     assert report.owner == f"edge:{GW}" and report.epoch > moved.epoch
     lease = await operator.ctx.leases.get("s1")
     assert lease is not None and lease.value.owner == f"edge:{GW}"
+
+
+def _snapshot() -> SessionSnapshot:
+    return SessionSnapshot(
+        session="s1", gw=GW, epoch=3, owner="edge", last_seq=10,
+        messages=[ChatMessage(role="user", content="q")],
+        pending=[{"kind": "ask", "text": "q", "index": 0}],
+    )  # fmt: skip
+
+
+def test_catch_up_keeps_a_question_the_log_did_not_finish() -> None:
+    stale = AgentComplete(session="s1", seq=11, epoch=2, text="a zombie's")  # below the epoch
+    retry = AgentError(session="s1", seq=11, epoch=3, code="context", message="", retryable=True)
+    for events in ([], [stale], [retry], [AgentStart(session="s1", seq=11, epoch=3)]):
+        recovered = catch_up(_snapshot(), events)
+        assert recovered.snapshot.pending and not recovered.interrupted
+        assert len(recovered.snapshot.messages) == 1
+
+
+def test_catch_up_puts_the_logged_answer_into_the_conversation() -> None:
+    done = [
+        ContentChunk(session="s1", seq=11, epoch=3, text="a"),
+        AgentComplete(session="s1", seq=12, epoch=3, text="a"),
+    ]
+    recovered = catch_up(_snapshot(), done)
+    assert not recovered.snapshot.pending
+    assert [(m.role, m.content) for m in recovered.snapshot.messages] == [
+        ("user", "q"), ("assistant", "a"),
+    ]  # fmt: skip
