@@ -1,6 +1,8 @@
 """The wire codec: msgpack out, msgpack or JSON in, with a typed error for every failure.
 
     encode(msg)              -> bytes (msgpack; `kind` and `v` inside)
+    pack(wire)               -> bytes (msgpack of a message's wire dict, built without
+                                a model by a hot path that owns every field of it)
     decode(data)             -> Message (any known kind)
     decode(data, Reading)    -> Reading (or InvalidMessage naming the `kind` field)
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast, overload
 
@@ -53,12 +55,25 @@ _KIND_OF: dict[type[Message], str] = {cls: cls.kind for cls in (*MESSAGE_TYPES, 
 
 def encode(msg: Message) -> bytes:
     """Pack a message as msgpack."""
-    return cast(bytes, msgpack.packb(msg.to_wire(), use_bin_type=True))
+    return pack(msg.to_wire())
 
 
 def encode_json(msg: Message) -> bytes:
     """The JSON form, for browsers, logs and MQTT clients that cannot speak msgpack."""
-    return json.dumps(msg.to_wire(), separators=(",", ":"), allow_nan=False).encode()
+    return pack_json(msg.to_wire())
+
+
+def pack(wire: Mapping[str, Any]) -> bytes:
+    """`encode` of a message already in its wire form (`Message.to_wire()`'s dict).
+
+    For a hot path that builds a message's fields itself and never had a model to dump;
+    it owns keeping them what the model would dump (a test per caller pins that)."""
+    return cast(bytes, msgpack.packb(wire, use_bin_type=True))
+
+
+def pack_json(wire: Mapping[str, Any]) -> bytes:
+    """`encode_json` of a message already in its wire form."""
+    return json.dumps(wire, separators=(",", ":"), allow_nan=False).encode()
 
 
 @overload

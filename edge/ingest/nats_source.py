@@ -11,6 +11,7 @@ command acks (`baton.d.*.ack`), which settle the twin's desired versions. Comman
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -33,6 +34,7 @@ PENDING_MSGS_LIMIT = 64 * 1024
 DRAIN_TIMEOUT_S = 5.0
 
 
+@functools.lru_cache(maxsize=4096)  # a gateway's devices: each command needs its subject
 def command_subject(device: str) -> str:
     return subjects.mqtt_to_nats(subjects.mqtt_command(device))
 

@@ -113,6 +113,25 @@ async def test_a_hot_pump_gets_one_command_and_one_decision(memory_daemon: Start
     assert parts.uplink.of_kind("r") == []
 
 
+@pytest.mark.parametrize("fmt", ["msgpack", "json"])
+async def test_a_reflex_command_is_the_bytes_its_model_encodes_to(
+    memory_daemon: Start, edge_config: ConfigFactory, fmt: str
+) -> None:
+    # The reflex packs a command from its fields without a model: a device must get
+    # exactly what `encode(Command)` gives, field for field and in order.
+    cfg = edge_config(http={"enabled": False}, actuate={"format": fmt})
+    daemon, parts = await memory_daemon(cfg)
+    for seq in (1, 2):
+        await parts.source.inject(TOPIC, encode(reading("pump1", seq, temp_c=90.0)))
+    await daemon.flush()
+
+    [sent] = parts.sink.sent
+    [dec] = parts.uplink.of_kind("dec")
+    cmd = decode(dec.payload, Decision).command
+    assert cmd is not None and decode(sent.payload, Command) == cmd
+    assert sent.payload == (encode_json(cmd) if fmt == "json" else encode(cmd))
+
+
 async def test_mqtt_source_forwards_stamped_readings(
     memory_daemon: Start, edge_config: ConfigFactory
 ) -> None:
