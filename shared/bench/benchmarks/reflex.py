@@ -5,7 +5,9 @@ baton: device → leaf MQTT listener → `baton edge run` (core subscription, ru
 paho echo process that sends each reading back on the command topic (the reference of
 the goals); and a minimal nats-py echo on the leaf's subjects, which shows how much of
 the distance is the Python NATS client rather than baton. They alternate in blocks
-(ABC CBA), rules-only and then with the ONNX model scoring every reading.
+(ABC CBA), rules-only and then with the ONNX model scoring every reading; then the
+rules-only daemon once more with its uplink off, reported in a note of the rules-only
+row: how much of the round trip the durable uplink costs on the same gateway.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from shared.bench.context import Arm, Context, alternate
@@ -26,7 +29,7 @@ from shared.bench.harness.edge import (
     write_edge_config,
 )
 from shared.bench.harness.mqtt import MqttDevice
-from shared.bench.row import Goal, Row
+from shared.bench.row import TIMES, Goal, Row
 from shared.bench.stats import Summary
 
 name = "reflex"
@@ -50,6 +53,10 @@ VARIANTS: tuple[tuple[str, tuple[Mapping[str, Any], ...]], ...] = (
     ("rules-only", ()),
     ("with ONNX model", (SCORING_MODEL,)),
 )
+# Not a row: the rules-only daemon with `[uplink] enabled = false`. Its forwarder shares
+# the daemon's loop, and the leaf and the hub fsync every reading and decision it moves;
+# the difference to the rules-only row is what that costs the round trip here.
+NO_UPLINK = "rules-only, uplink off"
 
 
 def probe_payloads(count: int, first_seq: int = 1, *, json: bool = False) -> list[bytes]:
@@ -100,27 +107,53 @@ async def run(ctx: Context) -> list[Row]:
             nats_echo(ctx, topo.leaf.client_url),
         ):
             for label, models in VARIANTS:
-                spec = EdgeSpec(
-                    nats_url=topo.leaf.client_url,
-                    state_dir=ctx.scratch(label) / "state",
-                    rules=[EVERY_READING_RULE],
-                    models=models,
-                )
-                rows.append(await _variant(ctx, topo.leaf.mqtt_url, label, spec))
+                spec = _spec(ctx, topo.leaf.client_url, label, models)
+                rows.append(_row(label, await _variant(ctx, topo.leaf.mqtt_url, label, spec)))
+            spec = _spec(ctx, topo.leaf.client_url, NO_UPLINK, (), uplink=False)
+            no_uplink = await _variant(ctx, topo.leaf.mqtt_url, NO_UPLINK, spec)
+    rows[0] = replace(rows[0], note=f"{rows[0].note}; {_uplink_note(no_uplink)}")
     return rows
 
 
-async def _variant(ctx: Context, mqtt_url: str, label: str, spec: EdgeSpec) -> Row:
+def _spec(
+    ctx: Context,
+    nats_url: str,
+    label: str,
+    models: Sequence[Mapping[str, Any]],
+    *,
+    uplink: bool = True,
+) -> EdgeSpec:
+    return EdgeSpec(
+        nats_url=nats_url,
+        state_dir=ctx.scratch(label) / "state",
+        rules=[EVERY_READING_RULE],
+        models=models,
+        uplink=uplink,
+    )
+
+
+Measured = tuple[dict[str, Summary], dict[str, int]]
+
+
+async def _variant(ctx: Context, mqtt_url: str, label: str, spec: EdgeSpec) -> Measured:
     folder = ctx.scratch(label)
     async with EdgeProcess(write_edge_config(folder, spec), folder / "edge.log") as edge:
         ctx.say(f"{label}: daemon ready in {edge.ready_s:.2f} s")
         async with device(mqtt_url, COMMANDS) as dev:
             samples, lost = await _measure(ctx, dev, label)
-    baton, bare, nats = (Summary.of(samples[arm]) for arm in TOPICS)
     ctx.latency(f"baton {label}", samples["baton"])
     ctx.latency(f"bare paho echo ({label} run)", samples["bare"])
     ctx.latency(f"bare nats-py echo ({label} run)", samples["nats-py"])
-    notes = [f"bare nats-py echo on the leaf's subjects: {nats.median:.3f} / {nats.p99:.2f} ms"]
+    return {arm: Summary.of(samples[arm]) for arm in TOPICS}, lost
+
+
+def _row(label: str, measured: Measured) -> Row:
+    summaries, lost = measured
+    baton, bare, nats = (summaries[arm] for arm in TOPICS)
+    notes = [
+        f"bare nats-py echo on the leaf's subjects: {nats.median:.3f} / {nats.p99:.2f} ms"
+        f" ({_ratios(nats, bare)} the paho echo)"
+    ]
     notes += [f"{n} unanswered ({arm})" for arm, n in lost.items() if n]
     return Row(
         f"reflex round trip, {label}",
@@ -134,6 +167,21 @@ async def _variant(ctx: Context, mqtt_url: str, label: str, spec: EdgeSpec) -> R
         samples=baton.count,
         note="; ".join(notes),
     )
+
+
+def _uplink_note(measured: Measured) -> str:
+    summaries, lost = measured
+    baton, bare = summaries["baton"], summaries["bare"]
+    unanswered = sum(lost.values())
+    return (
+        f"{NO_UPLINK}: {baton.median:.3f} / {baton.p99:.2f} ms against the paho echo's "
+        f"{bare.median:.3f} / {bare.p99:.2f} ms in its own alternation, {_ratios(baton, bare)}"
+        + (f" ({unanswered} unanswered)" if unanswered else "")
+    )
+
+
+def _ratios(a: Summary, b: Summary) -> str:
+    return f"{a.median / b.median:.2f}{TIMES} / {a.p99 / b.p99:.2f}{TIMES}"
 
 
 async def _measure(
