@@ -43,6 +43,7 @@ from edge.ingest import links
 from edge.ingest.pipeline import Pipeline
 from edge.ingest.ports import CommandSink, ReadingSource, UplinkHandle
 from edge.ops import EdgeCollector, EdgeMetrics, Gauges, OpsServer
+from edge.ops.heap import release_free_heap
 from edge.ops.process import process_uptime_s
 from edge.reflex.control import ReflexControl, ScorerLoader
 from edge.reflex.engine import ReflexEngine
@@ -277,6 +278,7 @@ class EdgeDaemon(Service):
         self._handoff = HandoffAttachment(
             self, nc=self._nc, guard=self._actuator.guard, fence=self._writer.fence,
             uplink=hub_reachable if uplink is not None else None,
+            on_attached=release_free_heap,  # what attaching freed (edge.ops.heap)
         )  # fmt: skip
         self._stack.push_async_callback(self._handoff.aclose)
         self._handoff.start()

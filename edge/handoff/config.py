@@ -16,13 +16,18 @@ battery = ""                # e.g. /sys/class/power_supply/BAT0/capacity; "" = m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from shared.config import Section
-from shared.session import SessionSettings
-from shared.session.policy import PolicyConfig
 from shared.streams import LEASE_TTL_S
+
+# `edge.config` reads this section at every daemon start; the protocol it configures
+# (`shared.session`, ~0.2 s of imports) is imported when the daemon attaches, after ready.
+if TYPE_CHECKING:
+    from shared.session import SessionSettings
+    from shared.session.policy import PolicyConfig
 
 
 class HandoffConfig(Section):
@@ -48,9 +53,13 @@ class HandoffConfig(Section):
     battery: Path | None = Field(default=None, description="a capacity file, percent")
 
     def settings(self) -> SessionSettings:
+        from shared.session import SessionSettings
+
         return SessionSettings(ttl_s=self.lease_ttl_s, rtc=self.rtc)
 
     def policy(self) -> PolicyConfig:
+        from shared.session.policy import PolicyConfig
+
         return PolicyConfig(
             hot_c=self.hot_c, cool_c=self.cool_c, low_battery_pct=self.low_battery_pct,
             ok_battery_pct=self.ok_battery_pct, dwell_s=self.dwell_s,

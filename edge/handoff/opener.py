@@ -1,6 +1,6 @@
 """`OpenServer`: the daemon's `handoff.<gw>.open`, where `baton chat` gets its session.
 
-    await OpenServer(edge_handoff.host, new_agent, model="rules", notice="").start()
+    await OpenServer(edge_handoff.host, new_agent, describe=about_the_agent).start()
 
 One process per gateway owns its sessions (two on `handoff.<gw>.*` would both answer),
 so when the daemon hosts sessions, `baton chat` is a client: it asks here, then talks
@@ -13,6 +13,8 @@ to the session through its own `SessionHost(serve=False)`.
   daemon but that it does not run yet (it restarted) is taken back by the host's
   reclaimer when it expires; the answer waits for that, briefly.
 
+Every answer names the gateway's model and its notice (`describe()`, asked after the
+session was found or opened: the daemon loads its agent on the first open, not before).
 The subscription belongs to the host (`SessionHost.subscribe`): it ends when the host closes.
 """
 
@@ -25,7 +27,6 @@ from typing import Final
 
 from nats.aio.msg import Msg
 
-from edge.agent.local import new_session_id
 from shared.compat import timeout
 from shared.errors import DecodeError, TransportError
 from shared.session import SessionAgent, SessionError, SessionHost
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 NewAgent = Callable[[str], Awaitable[SessionAgent]]
 """The stored session with this id, or a new one: what the daemon's `LocalAgent` makes."""
+Describe = Callable[[], Awaitable[tuple[str, str]]]
+"""The gateway's model and what its agent says about itself, for the client's status line."""
 
 # How long an `open` waits for the reclaimer to take back a session this daemon held
 # before a restart; the client's own wait (`baton chat`) is a little longer.
@@ -44,12 +47,11 @@ RECLAIM_WAIT_S: Final = 4.0
 
 class OpenServer:
     def __init__(
-        self, host: SessionHost, new_agent: NewAgent, *, model: str = "", notice: str = ""
+        self, host: SessionHost, new_agent: NewAgent, *, describe: Describe | None = None
     ) -> None:
         self._host = host
         self._new_agent = new_agent
-        self._model = model
-        self._notice = notice
+        self._describe = describe
         self.opened = 0
 
     async def start(self) -> None:
@@ -57,16 +59,14 @@ class OpenServer:
 
     async def open(self, session: str | None) -> OpenReply:
         """Start `session` (None: a new one) here, or say where it runs."""
-        sid = session or new_session_id()
+        sid = session or _new_session_id()
         try:
             owner, epoch = await self._where(sid)
+            model, notice = await self._describe() if self._describe else ("", "")
         except (SessionError, TransportError) as exc:
             log.warning("opening session %s failed: %s", sid, exc, extra={"session": sid})
             return OpenReply(ok=False, session=sid, reason=str(exc))
-        return OpenReply(
-            ok=True, session=sid, owner=owner, epoch=epoch, model=self._model,
-            notice=self._notice,
-        )  # fmt: skip
+        return OpenReply(ok=True, session=sid, owner=owner, epoch=epoch, model=model, notice=notice)
 
     async def _on_open(self, msg: Msg) -> None:
         try:
@@ -110,3 +110,10 @@ class OpenServer:
         finally:
             undo()
         return host.runners[sid].epoch
+
+
+def _new_session_id() -> str:
+    # Imported here: the agent's modules load with the first session, not with the daemon.
+    from edge.agent.local import new_session_id
+
+    return new_session_id()

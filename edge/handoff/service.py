@@ -29,7 +29,7 @@ from nats.aio.client import Client
 
 from edge.handoff.config import HandoffConfig
 from edge.handoff.device import DeviceState, MemoryDeviceState
-from edge.handoff.opener import NewAgent, OpenServer
+from edge.handoff.opener import Describe, NewAgent, OpenServer
 from shared.messages import AgentEventBase, HandoffRequest
 from shared.session import (
     AgentLoader,
@@ -107,9 +107,9 @@ class EdgeHandoff:
     def ask(self, session: str, text: str) -> AsyncIterator[AgentEventBase]:
         return self.host.ask(session, text)
 
-    async def serve_open(self, new_agent: NewAgent, *, model: str = "", notice: str = "") -> None:
+    async def serve_open(self, new_agent: NewAgent, *, describe: Describe | None = None) -> None:
         """Answer `handoff.<gw>.open`: clients (`baton chat`) open sessions here."""
-        await OpenServer(self.host, new_agent, model=model, notice=notice).start()
+        await OpenServer(self.host, new_agent, describe=describe).start()
 
     async def handoff(self, session: str, to: Side, *, reason: str = "request") -> HandoffReport:
         report = await self.host.handoff(session, to, reason=reason)

@@ -8,13 +8,15 @@ opens one single-threaded onnxruntime session. `score` copies the window into a
 preallocated input buffer that is bound to the session once (IOBinding), so a call is a
 copy of `window x metrics` floats plus the run itself: no dict, no output allocation.
 numpy and onnxruntime are imported by `load`, never at module import, so a rules-only
-daemon does not pay for them.
+daemon does not pay for them; onnxruntime's own telemetry is off unless the environment
+turns it on (`ORT_DISABLE_TELEMETRY=0`).
 
 A scorer is not thread-safe (one input buffer): give each thread or task its own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
@@ -32,10 +34,16 @@ if TYPE_CHECKING:
     Window: TypeAlias = Sequence[Sequence[float]] | NDArray[np.floating[Any]]
 
 DEFAULT_MODEL = Path(__file__).with_name("default") / "bearing.onnx"
+# onnxruntime's Linux wheels start Microsoft's telemetry (1DS) when the library loads: a
+# thread, a device id and an event database written under ~/.cache/Microsoft/, and
+# ~1.9 MB of RSS. A gateway keeps its flash and its uplink for its own data. Read by the
+# library as it loads, so set before the first import; an operator's own setting wins.
+TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 _chain = chain.from_iterable
 
 
 def open_session(path: Path) -> onnxruntime.InferenceSession:
+    os.environ.setdefault(TELEMETRY_ENV, "1")
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -44,6 +52,9 @@ def open_session(path: Path) -> onnxruntime.InferenceSession:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    # No BFC arena: it keeps its first chunk for the process's life (~0.2 MB for the
+    # shipped model), and scoring a window is as fast without it (docs/benchmarks.md).
+    options.enable_cpu_mem_arena = False
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings are not the operator's business
     try:

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from shared.messages.base import (
+    BUILT_ON_FIRST_USE,
     Count,
     DeviceId,
     GatewayId,
@@ -26,11 +27,13 @@ PlanStatus = Literal["pending", "running", "succeeded", "failed", "compensated"]
 class Compensation(Part):
     """What undoes a completed step when a later one fails."""
 
+    model_config = BUILT_ON_FIRST_USE
     action: Name
     params: Params = Field(default_factory=dict)
 
 
 class PlanStep(Part):
+    model_config = BUILT_ON_FIRST_USE
     step_id: str = Field(default_factory=new_id)
     index: Count
     gw: GatewayId
@@ -46,6 +49,7 @@ class PlanStep(Part):
 
 
 class Plan(Message):
+    model_config = BUILT_ON_FIRST_USE
     kind: ClassVar[str] = "plan"
     plan_id: str = Field(default_factory=new_id)
     trigger: str = Field(max_length=128)

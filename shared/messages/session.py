@@ -6,10 +6,20 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, JsonValue
 
-from shared.messages.base import Count, GatewayId, Message, Millis, Part, SessionId, now_ms
+from shared.messages.base import (
+    BUILT_ON_FIRST_USE,
+    Count,
+    GatewayId,
+    Message,
+    Millis,
+    Part,
+    SessionId,
+    now_ms,
+)
 
 
 class ChatMessage(Part):
+    model_config = BUILT_ON_FIRST_USE
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     name: str | None = None
@@ -17,6 +27,7 @@ class ChatMessage(Part):
 
 
 class SessionSnapshot(Message):
+    model_config = BUILT_ON_FIRST_USE
     kind: ClassVar[str] = "session_snapshot"
     session: SessionId
     gw: GatewayId

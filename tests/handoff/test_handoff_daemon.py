@@ -1,14 +1,16 @@
 """The edge daemon hosts agent sessions itself, and `baton chat` is its client.
 
 What an operator notices: the daemon is ready with the hub down and hosts sessions once
-the hub is up (its health says which); a chat opens its session in the daemon, asks,
-hands it to the cloud and back, and when the chat exits the session is still the
-daemon's, so the cloud API can still hand it over; `--session` continues it; and a chat
-without a daemon still runs its session itself.
+the hub is up (its health says which), opening its local agent only when a session
+needs it; a chat opens its session in the daemon, asks, hands it to the cloud and back,
+and when the chat exits the session is still the daemon's, so the cloud API can still
+hand it over; `--session` continues it; a chat without a daemon still runs its session
+itself, and what it could not send the daemon sends once it attaches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +21,7 @@ import httpx
 import nats
 import pytest
 from handoffkit import GW, TTL_S, WAIT_S, Sides
+from nats.aio.msg import Msg
 
 from cloud.api.app import create_app
 from cloud.api.deps import ApiDeps
@@ -26,14 +29,18 @@ from cloud.api.events import EventBus
 from cloud.api.metrics import CloudMetrics
 from cloud.readmodel.db import ReadModel
 from cloud.sessions import SessionManager, start_sessions
+from edge.agent import SessionStore
 from edge.agent.cli import run_chat
 from edge.config import EdgeConfig
 from edge.daemon import EdgeDaemon
 from edge.handoff import SysfsDeviceState, chat_handoff
 from edge.ingest.memory import MemorySink, MemorySource
-from shared import streams
+from edge.store import AsyncStore
+from shared import streams, subjects
 from shared.agent import AgentConfig, AgentSession, RuleBackend
+from shared.codec import decode
 from shared.compat import timeout
+from shared.messages import AgentEventBase
 from shared.natsrun import LocalTopology
 from shared.session import HandoffAborted, Owner
 from shared.session.control import OpenReply
@@ -134,8 +141,10 @@ async def test_the_daemon_is_ready_with_the_hub_down_and_hosts_sessions_once_it_
     await attached(d)
     assert (d.stats().handoff, d.health()["handoff"]) == ("attached", "attached")
     assert "baton_edge_sessions_hosted 1.0" in d.collector.exposition().decode()
+    assert d.handoff.agent is None  # listening only: the agent opens with a session
 
     out, statuses = await chat(capsys, d.config, "which rules are there?\n/quit\n")
+    assert d.handoff.agent is not None
     assert "lives in the edge daemon of gw1" in out
     assert "overheat: temperature > 70 → fan" in out
     session = statuses[0][0]
@@ -263,3 +272,39 @@ async def test_a_chat_hosting_its_own_session_does_not_answer_beside_a_daemon(
     with pytest.raises(HandoffAborted, match="the edge daemon hosts this gateway's sessions"):
         await handoff.move(session, "cloud")
     assert session.owner == "edge" and d.stats().sessions == 0
+
+
+async def test_events_a_chat_left_unsent_reach_the_hub_once_the_daemon_attaches(
+    sides: Sides, tmp_path: Path, topology: LocalTopology
+) -> None:
+    config = edge_config(tmp_path, topology)
+    store = await AsyncStore.open(config.state_dir, max_quarantine=10, max_decisions=10)
+    try:  # a chat that ran its session itself and never reached the hub
+        session = AgentSession("s-left", gw=GW, backend=RuleBackend(), side="edge",
+                               recorder=await SessionStore.open(store))  # fmt: skip
+        left = [event.seq async for event in session.ask("which rules are there?")]
+    finally:
+        await store.aclose()
+    hub = await sides.connect(sides.cloud_url)
+    arrived: list[int] = []
+    all_there = asyncio.Event()
+
+    async def on_event(msg: Msg) -> None:
+        event = decode(msg.data)
+        assert isinstance(event, AgentEventBase)
+        arrived.append(event.seq)
+        if len(arrived) == len(left):
+            all_there.set()
+
+    await hub.subscribe(subjects.session_events("s-left"), cb=on_event)
+    await hub.flush()
+    d = EdgeDaemon(config)
+    await d.start()
+    try:
+        await attached(d)
+        assert d.handoff is not None and d.handoff.agent is not None
+        async with timeout(WAIT_S * 4):
+            await all_there.wait()
+    finally:
+        await d.aclose()
+    assert arrived == left
