@@ -140,11 +140,15 @@ async def stream_latency(
 ) -> StreamFigures:
     """The one-way latency of our stream (owner runner -> follower feed over WebRTC) and
     of a bare data channel, both set up side by side. One event at a time, alternating
-    ours and bare (each sent once the previous arrived: a shared machine's load falls on
-    both alike), or with `burst` each path's events all sent at once."""
-    payload = _sample_bytes(session)
+    ours and bare in ABBA order (each sent once the previous arrived: a shared machine's
+    load, and what one path leaves for the loop to do after its message arrived, fall on
+    both alike), or with `burst` each path's events all sent at once. The bare channel
+    carries the very bytes our channel does (the same event, framed), with the same
+    options (ordered, reliable), between two peer connections in this process too."""
+    session = _fresh(session)
+    payload = _sample_bytes(session, messages)
     async with contextlib.AsyncExitStack() as stack:
-        ours = await _our_path(stack, hub_url, _fresh(session))
+        ours = await _our_path(stack, hub_url, session)
         bare = await _bare_path(stack, payload)
         async with timeout(WAIT_S * 4):
             if burst:
@@ -162,8 +166,9 @@ class _Path:
 
 async def _alternate(ours: _Path, bare: _Path, messages: int) -> tuple[Latency, Latency]:
     samples: tuple[list[float], list[float]] = ([], [])
-    for _ in range(messages):
-        for path, kept in zip((ours, bare), samples, strict=True):
+    pairs = ((ours, samples[0]), (bare, samples[1]))
+    for i in range(messages):
+        for path, kept in pairs if i % 2 == 0 else pairs[::-1]:
             sent = await path.send()
             kept.append((await path.arrived.get() - sent) * 1000)
     return Latency.of(samples[0]), Latency.of(samples[1])
@@ -209,14 +214,18 @@ async def _bench_session_cloud(host: SessionHost, session: str) -> None:
     await host.open(agent, session, gw=BENCH_GW)
 
 
-def _sample_bytes(session: str) -> bytes:
+def _sample_bytes(session: str, seq: int) -> bytes:
+    """What our channel carries for one event of `session`: its frame of one."""
     from shared.codec import encode
+    from shared.session.frames import pack_one
 
-    return encode(ContentChunk(session=session, seq=1, epoch=1, text=TEXT))
+    return pack_one(encode(ContentChunk(session=session, seq=seq, epoch=1, text=TEXT)))
 
 
 async def _bare_path(stack: contextlib.AsyncExitStack, payload: bytes) -> _Path:
     """The same bytes on a data channel between two peer connections, nothing else."""
+    # `createDataChannel`'s defaults are ours: ordered, reliable (no lifetime or retransmit
+    # limit). Which side sends does not matter: measured both ways, the same to 1 %.
     from aiortc import RTCPeerConnection
 
     loop = asyncio.get_running_loop()

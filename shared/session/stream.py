@@ -25,13 +25,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from shared.codec import encode
 from shared.errors import DecodeError
 from shared.messages import AgentEventBase
 from shared.session.frames import (
     FRAME_BYTES,
     PIECE_BYTES,
     Mark,
+    encode_event,
     pack,
     pack_beat,
     pack_json,
@@ -75,15 +75,14 @@ class EventStream:
         snapshot's `last_seq`, as we do). A seq ahead of ours is taken as it is: the
         agent said things outside this stream (its own audit published them); a seq at
         or behind ours would repeat one, and is re-stamped."""
-        self.resync(event.seq - 1)
-        seq = self.last_seq + 1
+        seq = max(self.last_seq + 1, event.seq)
         stamped = event
-        if (event.seq, event.epoch, event.session) != (seq, self.epoch, self.session):
+        if event.seq != seq or event.epoch != self.epoch or event.session != self.session:
             if event.seq != seq:
                 log.warning("session %s: event seq %d re-stamped %d", self.session, event.seq, seq)
             update = {"session": self.session, "seq": seq, "epoch": self.epoch}
             stamped = event.model_copy(update=update)
-        data = encode(stamped)
+        data = encode_event(stamped)
         self.last_seq = seq
         self._remember(seq, data, stamped)
         for sink in self._sinks:
@@ -163,8 +162,10 @@ class ChannelSink:
         if self._pending or len(data) > PIECE_BYTES or self._buffered() > QUEUED_BYTES:
             self._pending.append((data, event))
             self._wake.set()
-            return
-        self._send([(data, event)])
+        elif self._fmt == "msgpack" and self._log.mark is self._sent_mark:
+            self.peer.send(pack_one(data))  # the live path: one event, nothing queued
+        else:
+            self._send([(data, event)])
 
     async def run(self) -> None:
         """Flush coalesced frames and send heartbeats until the channel closes or the

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from pydantic import field_serializer
 
 import shared.session
 from shared.codec import encode
-from shared.errors import DecodeError, MalformedPayload, UnsupportedSchema
-from shared.messages import AgentEventBase, ContentChunk
+from shared.errors import DecodeError, InvalidMessage, MalformedPayload, UnsupportedSchema
+from shared.messages import (
+    AgentEventBase,
+    AgentStart,
+    ContentChunk,
+    HandoffComplete,
+    ToolExecution,
+    ToolResult,
+)
 from shared.session import SeqGate
-from shared.session.frames import Mark, pack, pack_ack, pack_json, pack_pieces, unpack
+from shared.session.frames import (
+    Mark,
+    encode_event,
+    pack,
+    pack_ack,
+    pack_json,
+    pack_one,
+    pack_pieces,
+    unpack,
+)
 
 
 def chunk(seq: int, epoch: int = 1, text: str = "") -> ContentChunk:
@@ -54,6 +71,40 @@ def test_frames_round_trip() -> None:
     assert unpack(encode(bare)).events == [bare]  # a bare event reads as a frame of one
 
 
+def test_the_live_encoder_writes_what_the_codec_writes() -> None:
+    events: list[AgentEventBase] = [
+        chunk(1),
+        chunk(2).model_copy(update={"seq": 9, "epoch": 4}),  # re-stamped by a stream
+        ToolExecution(session="s1", seq=3, call_id="c", tool="t", args={"a": [1, {"b": None}]}),
+        ToolResult(session="s1", seq=4, call_id="c", tool="t", ok=False, result={"x": 1.5}),
+        HandoffComplete(session="s1", seq=5, owner="edge", latency_ms=3.25),
+        AgentStart(session="s1", seq=6),
+    ]
+    for event in events:
+        assert encode_event(event) == encode(event)
+        assert unpack(pack_one(encode_event(event))).events == [event]
+    # A type of its own (here one with a serializer) goes through the codec.
+    shouted = Shouted(session="s1", seq=7, text="hi")
+    assert encode_event(shouted) == encode(shouted)
+    assert msgpack.unpackb(encode_event(shouted))["text"] == "HI"
+
+
+class Shouted(ContentChunk):
+    @field_serializer("text")
+    def _upper(self, text: str) -> str:
+        return text.upper()
+
+
+def test_a_refused_event_names_its_field() -> None:
+    raw = chunk(1).to_wire() | {"seq": -1}
+    with pytest.raises(InvalidMessage) as refused:
+        unpack(msgpack.packb({"e": [raw]}))
+    assert refused.value.field == "seq"
+    with pytest.raises(InvalidMessage) as refused:
+        unpack(msgpack.packb({"e": [raw | {"type": "nope"}]}))
+    assert refused.value.field == "type"
+
+
 def test_big_events_go_in_pieces() -> None:
     big = encode(chunk(1, text="x" * 150_000))
     pieces = [unpack(piece).piece for piece in pack_pieces(big)]
@@ -69,6 +120,8 @@ def test_big_events_go_in_pieces() -> None:
         (msgpack.packb({"e": [{"v": 1, "kind": "reading"}]}), DecodeError),
         (msgpack.packb({"e": [msgpack.ExtType(5, b"x")]}), MalformedPayload),
         (msgpack.packb({"w": [1]}), DecodeError),
+        (pack_one(encode(chunk(1))) + b"\x01", MalformedPayload),  # bytes after the frame
+        (pack_one(msgpack.packb(7)), DecodeError),  # a frame of one non-event
     ],
 )
 def test_bad_frames_are_refused_with_a_reason(data: bytes, error: type[Exception]) -> None:
