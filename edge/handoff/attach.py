@@ -21,8 +21,9 @@ Listening is all an attached daemon does until a session comes: the local agent 
 model or the rule backend, its tools, its session store and audit stream, on the
 daemon's own store, leaf connection and guarded `execute`) is opened by the first
 session that needs it (a client's open, a session handed or given back to the edge),
-and so are its modules and llama.cpp's. Only events an earlier run left unpublished in
-the store open it at attach, so that its audit stream sends them to the hub.
+and so are its modules. Two things open it at attach instead: a configured GGUF model
+(its load can take seconds, longer than a handoff's prepare may wait), and events an
+earlier run left unpublished in the store (its audit stream sends them to the hub).
 
 `on_attached()` runs once attached (the daemon gives back the heap that attaching
 freed). `aclose()` closes what was opened in reverse order (the handoff, so its sessions
@@ -181,7 +182,12 @@ class HandoffAttachment:
     async def _attach(self) -> None:
         from edge.handoff.service import EdgeHandoff
 
-        if await self._daemon.store.call(_unpublished_events):
+        if self._daemon.config.agent.model_path is not None:
+            # A gateway given a model budgets memory for it; loading it here keeps a
+            # multi-second GGUF load out of the first handoff back from the cloud, which
+            # must load the snapshot within the prepare timeout.
+            await self._local_agent()
+        elif await self._daemon.store.call(_unpublished_events):
             await self._local_agent()  # its audit stream sends what an earlier run left
         device = await self._device_state()
         assert self._nc is not None

@@ -308,3 +308,27 @@ async def test_events_a_chat_left_unsent_reach_the_hub_once_the_daemon_attaches(
     finally:
         await d.aclose()
     assert arrived == left
+
+
+async def test_a_gateway_with_a_model_loads_it_when_it_attaches(
+    tmp_path: Path, topology: LocalTopology
+) -> None:
+    """A GGUF load takes seconds on a Pi: done at attach, not in the first handoff back
+    from the cloud, which must load the snapshot within the prepare timeout."""
+    pytest.importorskip("llama_cpp")
+    from shared.agent.tinygguf import write_tiny_llama
+
+    model = write_tiny_llama(tmp_path / "tiny.gguf", words=("pump", "fan"), seed=1)
+    config = edge_config(tmp_path, topology)
+    config = config.model_copy(
+        update={"agent": config.agent.model_copy(update={"model_path": model})}
+    )
+    await ensure_hub(topology.hub.client_url)
+    d = EdgeDaemon(config)
+    await d.start()
+    try:
+        await attached(d)
+        assert d.handoff is not None and d.handoff.agent is not None
+        assert d.handoff.agent.backend.name != RuleBackend().name
+    finally:
+        await d.aclose()
