@@ -10,6 +10,7 @@ the config file (a bad file is refused, logged, and the old rules stay).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -121,6 +122,10 @@ async def _serve(config: EdgeConfig, config_path: Path | None) -> int:
     loop.add_signal_handler(signal.SIGHUP, hup.set)
     try:
         async with EdgeDaemon(config, config_path=config_path) as daemon:
+            # What start-up made (modules, models, config) lives as long as the process:
+            # out of the collector's sight, a full collection walks only what came after,
+            # and the rare ~16 ms pause in the reflex path's p99 goes away.
+            gc.freeze()
             systemd.notify(f"READY=1\nSTATUS=serving gateway {config.gateway}")
             code = await _until_stopped(daemon, stop, hup)
             systemd.notify("STOPPING=1")
