@@ -94,22 +94,30 @@ def stream_seq(msg: Msg) -> int:
     """The stream sequence of a JetStream delivery, read from its reply subject (ADR-15's
     v1 `$JS.ACK.<stream>.<consumer>.<n>.<sseq>...` or v2 with domain and account hash);
     `msg.metadata` builds five objects and a datetime per message to tell it."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == _V1_TOKENS:
-        return int(tokens[5])
-    if len(tokens) >= _V2_TOKENS and tokens[:2] == ["$JS", "ACK"]:
-        return int(tokens[7])
-    return msg.metadata.sequence.stream  # raises NotJSMessageError
+    return position(msg)[0]
 
 
 def stored_ns(msg: Msg) -> int | None:
     """When the leaf stored a JetStream delivery (ns since the epoch), from the same reply
     subject as `stream_seq`; None when the reply does not carry it."""
+    read = _from_reply(msg)
+    return None if read is None else read[1]
+
+
+def position(msg: Msg) -> tuple[int, int | None]:
+    """`stream_seq` and `stored_ns` of a delivery, from one read of its reply subject."""
+    read = _from_reply(msg)
+    if read is None:
+        return msg.metadata.sequence.stream, None  # raises NotJSMessageError
+    return read
+
+
+def _from_reply(msg: Msg) -> tuple[int, int] | None:
     tokens = (msg.reply or "").split(".")
     if len(tokens) == _V1_TOKENS:
-        return int(tokens[7])
-    if len(tokens) >= _V2_TOKENS and tokens[:2] == ["$JS", "ACK"]:
-        return int(tokens[9])
+        return int(tokens[5]), int(tokens[7])
+    if len(tokens) >= _V2_TOKENS and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[7]), int(tokens[9])
     return None
 
 
@@ -263,14 +271,16 @@ class Forwarder:
         """Route a fetched batch; ack and count what must not reach the hub."""
         held: Held = []
         for msg in msgs:
-            seq = stream_seq(msg)
+            seq, stored = position(msg)
             if seq <= self._last_seq:
                 await self._redelivered(msg, seq)
                 continue
-            await self._check_gap(seq)
+            if seq == self._last_seq + 1:
+                self._last_seq = seq
+            else:
+                await self._check_gap(seq)
             # The time the leaf stored it, not now: a re-send after the hub's duplicate
             # window must carry the stamp the first copy had (routing.stored_hlc).
-            stored = stored_ns(msg)
             try:
                 out = routing.route(
                     msg.subject,

@@ -11,8 +11,11 @@ message of every batch.
 This replaces nats-py's `publish_async`, whose reply handler *raises* the APIError
 of an error PubAck (`APIError.from_error` raises instead of returning, nats-py 2.16)
 instead of setting it on the future: a refused publish ("maximum bytes exceeded") was
-never resolved and could only time out. A counter token instead of a NUID per message
-is also cheaper.
+never resolved and could only time out. It is also cheaper per message: the reply
+subject names the flight and the message's place in it (`<inbox>.<flight>.<i>`), each
+PubAck fills one slot of its flight's outcomes, and a flight has one future, resolved
+by its last PubAck (no future, callback and NUID per message); a batch is written as
+one piece (wire.py).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -35,6 +38,8 @@ from nats.js.errors import (
     ServerError,
     ServiceUnavailableError,
 )
+
+from edge.uplink.wire import BatchWriter
 
 _STATUS = "Status"
 _NO_RESPONDERS = "503"  # no stream listens on the subject (or the hub is unreachable)
@@ -50,24 +55,40 @@ class PubAckTimeout(asyncio.TimeoutError):
     """No PubAck within the deadline: the message may or may not be stored."""
 
 
-@dataclass(slots=True)
+class _Waiting:
+    """The outcome of a message whose PubAck has not come (yet)."""
+
+    __slots__ = ()
+
+
+_WAITING = _Waiting()
+Outcome = BaseException | None
+
+
+@dataclass(slots=True, eq=False)
 class Flight:
     """A batch sent, its PubAcks on their way. `settle()` it exactly once."""
 
-    futures: list[asyncio.Future[None]]
-    tokens: list[str]
+    name: str
+    """Its token in the reply subjects, `<inbox>.<name>.<i>`."""
     size: int
-    """Messages in the batch; those past `len(futures)` were never sent (`cut`)."""
+    """Messages in the batch; those past `sent` were never sent (`cut`)."""
     deadline: float
     """Loop time after which a missing PubAck is a `PubAckTimeout`."""
     timeout_s: float
+    done: asyncio.Future[None]
+    """Resolved when every sent message has its outcome."""
+    sent: int = 0
+    left: int = 0
+    """PubAcks still expected."""
     cut: BaseException | None = None
     """What stopped the sending part-way (the connection closed or draining)."""
+    outcomes: list[Outcome | _Waiting] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One JetStream publish. `headers` is handed to nats-py as is (it does not copy)."""
+    """One JetStream publish. `headers` is sent as is (not copied)."""
 
     subject: str
     payload: bytes
@@ -79,9 +100,10 @@ class Publisher:
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
+        self._writer = BatchWriter(nc)
         self._prefix = nc.new_inbox()
         self._cut = len(self._prefix) + 1
-        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._flights: dict[str, Flight] = {}
         self._next = 0
         self._sub: Subscription | None = None
         self.duplicates = 0
@@ -89,21 +111,18 @@ class Publisher:
 
     async def start(self) -> None:
         if self._sub is None:
-            self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_reply)
+            self._sub = await self._nc.subscribe(f"{self._prefix}.*.*", cb=self._on_reply)
 
     async def aclose(self) -> None:
         sub, self._sub = self._sub, None
-        for fut in self._pending.values():
-            fut.cancel()
-        self._pending.clear()
+        for flight in list(self._flights.values()):
+            self.forget(flight)
         if sub is not None:
             # A closed connection has no subscription left to undo.
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
 
-    async def publish_all(
-        self, batch: Sequence[Outgoing], timeout_s: float
-    ) -> list[BaseException | None]:
+    async def publish_all(self, batch: Sequence[Outgoing], timeout_s: float) -> list[Outcome]:
         """Publish `batch` pipelined; one outcome per message, in order: None = stored.
 
         Never raises for a failed message: a batch cut short by the connection (closed,
@@ -114,76 +133,84 @@ class Publisher:
     async def send(self, batch: Sequence[Outgoing], timeout_s: float) -> Flight:
         """Publish `batch` without waiting for its PubAcks; never raises a `NatsError`."""
         loop = asyncio.get_running_loop()
-        flight = Flight([], [], len(batch), loop.time() + timeout_s, timeout_s)
+        self._next += 1
+        name = str(self._next)
+        flight = Flight(name, len(batch), loop.time() + timeout_s, timeout_s, loop.create_future())
+        flight.outcomes = [_WAITING] * len(batch)
+        reply = f"{self._prefix}.{name}."
+        self._flights[name] = flight
         try:
-            for out in batch:
-                token = self._token()
-                flight.futures.append(await self._send(out, token))
-                flight.tokens.append(token)
-        except NatsError as exc:
-            flight.cut = exc
+            sent, flight.cut = await self._writer.write(
+                [
+                    (out.subject, f"{reply}{i}", out.headers, out.payload)
+                    for i, out in enumerate(batch)
+                ]
+            )
         except BaseException:
             self.forget(flight)
             raise
+        if sent < len(batch) and flight.cut is None:
+            flight.cut = NatsError("not sent")
+        flight.sent = sent
+        # A write can yield to the loop, so PubAcks of its first messages may be in.
+        flight.left += sent
+        if flight.left <= 0:
+            self._finish(flight)
         return flight
 
-    async def settle(self, flight: Flight) -> list[BaseException | None]:
+    async def settle(self, flight: Flight) -> list[Outcome]:
         """Wait for `flight`'s PubAcks until its deadline; one outcome per message."""
         try:
             remaining = flight.deadline - asyncio.get_running_loop().time()
-            pending = [fut for fut in flight.futures if not fut.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=max(0.0, remaining))
+            if not flight.done.done():
+                await asyncio.wait((flight.done,), timeout=max(0.0, remaining))
         finally:  # on time-out and on cancellation: forget what is still pending
             self.forget(flight)
-        outcomes = [_outcome(fut, flight.timeout_s) for fut in flight.futures]
-        outcomes.extend(flight.cut for _ in range(flight.size - len(flight.futures)))
-        return outcomes
+        timed_out = PubAckTimeout(f"no PubAck within {flight.timeout_s:g}s")
+        return [
+            (timed_out if i < flight.sent else flight.cut) if isinstance(out, _Waiting) else out
+            for i, out in enumerate(flight.outcomes)
+        ]
 
     def forget(self, flight: Flight) -> None:
         """Stop waiting for what `flight` still expects (a PubAck arriving later is
         ignored). Safe to call twice."""
-        for token in flight.tokens:
-            fut = self._pending.pop(token, None)
-            if fut is not None:
-                fut.cancel()
+        self._flights.pop(flight.name, None)
+        if not flight.done.done():
+            flight.done.cancel()
 
-    def _token(self) -> str:
-        self._next += 1
-        return str(self._next)
-
-    async def _send(self, out: Outgoing, token: str) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[token] = fut
-        try:
-            await self._nc.publish(
-                out.subject, out.payload, reply=f"{self._prefix}.{token}", headers=out.headers
-            )
-        except BaseException:
-            del self._pending[token]
-            raise
-        return fut
+    def _finish(self, flight: Flight) -> None:
+        if not flight.done.done():
+            flight.done.set_result(None)
 
     async def _on_reply(self, msg: Msg) -> None:
-        fut = self._pending.pop(msg.subject[self._cut :], None)
-        if fut is None or fut.done():
+        name, _, index = msg.subject[self._cut :].partition(".")
+        flight = self._flights.get(name)
+        if flight is None:
             return  # late: its batch was settled without it
-        if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
-            fut.set_exception(NoStreamResponseError())
+        try:
+            i = int(index)
+            if not isinstance(flight.outcomes[i], _Waiting):
+                return  # answered already
+        except (ValueError, IndexError):
             return
+        flight.outcomes[i] = self._outcome(msg)
+        flight.left -= 1
+        if flight.left == 0:
+            self._finish(flight)
+
+    def _outcome(self, msg: Msg) -> Outcome:
+        if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+            return NoStreamResponseError()
         if b'"error"' not in msg.data:  # a PubAck: parsing its JSON costs ~2 µs a message
             if b'"duplicate"' in msg.data:  # stored before: Nats-Msg-Id dedupe (ADR-31)
                 self.duplicates += 1
-            fut.set_result(None)
-            return
+            return None
         try:
             err = json.loads(msg.data).get("error")
         except (ValueError, AttributeError):
             err = {"code": 500, "description": f"not a PubAck: {msg.data[:80]!r}"}
-        if err:
-            fut.set_exception(_api_error(err))
-        else:
-            fut.set_result(None)
+        return _api_error(err) if err else None
 
 
 def _api_error(err: dict[str, object]) -> APIError:
@@ -195,10 +222,3 @@ def _api_error(err: dict[str, object]) -> APIError:
         description=str(err.get("description", "")),
         err_code=err_code if isinstance(err_code, int) else None,
     )
-
-
-def _outcome(fut: asyncio.Future[None], timeout_s: float) -> BaseException | None:
-    if fut.cancelled():
-        return PubAckTimeout(f"no PubAck within {timeout_s:g}s")
-    # Retrieving the exception also keeps asyncio from logging it as never retrieved.
-    return fut.exception()
