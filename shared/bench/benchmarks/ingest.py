@@ -5,8 +5,14 @@ A ramp of steps: `baton sim run` offers a rate for a few seconds; a step holds w
 simulator reached ~the rate, the daemon processed every reading and the hub's FLEET
 stream holds every one, each within LAG_LIMIT_S of the simulator's last publish. The
 reference is the simulator alone publishing as fast as it can to the same leaf, before
-the ramp and after it (A B A; the UPLINK stream is removed for the second, so the leaf
-stores nothing then either).
+the ramp and after it (A B A), with the UPLINK stream removed both times: the leaf stores
+nothing then, and the ramp starts with an empty backlog (the stream exists with the leaf,
+so a reference run would otherwise leave the daemon 100,000 readings to drain first).
+
+The leaf's own ceiling is in the note: the simulator publishing with QoS 1 into the leaf
+with its UPLINK stream and no daemon, counted when the stream holds every reading. With
+`sync_interval: always` that is the disk's rate, and no daemon can forward more than
+the leaf stores.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js import JetStreamContext
+
+from shared import subjects
 from shared.bench.context import Context
 from shared.bench.harness.broker import GATEWAY, delete_uplink, topology
 from shared.bench.harness.edge import EdgeProcess, EdgeSpec, write_edge_config
@@ -78,8 +87,10 @@ async def _variant(ctx: Context, label: str, sync_always: bool) -> Row:
     ctx.say(f"{label}: leaf and hub with sync_interval {'always' if sync_always else 'default'}")
     async with topology(ctx.scratch(f"nats-{label}"), sync_always=sync_always) as topo:
         assert topo.leaf.mqtt_url is not None
+        ceiling = await _ceiling(ctx, topo, label)
+        await delete_uplink(topo.leaf.client_url, GATEWAY)  # the daemon makes it again
         raws = [await _raw(ctx, topo.leaf.mqtt_url, f"{label}: raw before")]
-        steps, hwm = await _ramp(ctx, topo, label)
+        steps, hwm = await _ramp(ctx, topo, label, _targets(ctx, sync_always))
         await delete_uplink(topo.leaf.client_url, GATEWAY)
         raws.append(await _raw(ctx, topo.leaf.mqtt_url, f"{label}: raw after"))
     held = [s for s in steps if s.held]
@@ -89,6 +100,7 @@ async def _variant(ctx: Context, label: str, sync_always: bool) -> Row:
     last = f"; the ramp ended at {steps[-1].target:,.0f}/s with every step held" if steps else ""
     note += f"; first step not held: {failed.describe()}" if failed else last
     note += (
+        f"; leaf store ceiling (sim QoS 1, UPLINK stored, no daemon) {ceiling:,.0f}/s"
         f"; raw runs {', '.join(f'{r.rate:,.0f}' for r in raws)}/s; daemon peak RSS {hwm:.0f} MB"
     )
     return Row(
@@ -122,12 +134,56 @@ async def _raw(ctx: Context, broker: str, label: str) -> SimRun:
     return result
 
 
-def _targets(ctx: Context) -> list[float]:
+async def _ceiling(ctx: Context, topo: LocalTopology, label: str) -> float:
+    """Readings/s the leaf stores in UPLINK alone: QoS 1 from the simulator, timed until
+    the stream holds every one (nats-server PUBACKs before the store has written)."""
+    import nats
+
+    assert topo.leaf.mqtt_url is not None
+    total = ctx.pick(quick=5_000, full=40_000)
+    sim = Sim(
+        ctx.scratch(f"{label}: ceiling"),
+        topo.leaf.mqtt_url,
+        devices=DEVICES,
+        rate_hz=MAX_RATE_HZ,
+        duration_s=total / (DEVICES * MAX_RATE_HZ),
+        qos=1,
+    )
+    nc = await nats.connect(topo.leaf.client_url)
+    leaf = nc.jetstream(domain=subjects.gateway_domain(GATEWAY))
+    try:
+        await sim.start()
+        result = await sim.finish()
+        ended = time.perf_counter()
+        while True:
+            if await _stored(leaf) >= result.sent or time.perf_counter() - ended > SETTLE_S:
+                break
+            await asyncio.sleep(0.05)  # a stopwatch on the stream's count
+        # Its publishing time, then the store's lag behind it once it had sent the last.
+        rate = result.sent / (result.elapsed_s + time.perf_counter() - ended)
+    finally:
+        await sim.stop()
+        await nc.close()
+    ctx.say(f"{label}: the leaf alone stored {result.sent:,} QoS 1 readings at {rate:,.0f}/s")
+    return rate
+
+
+async def _stored(leaf: JetStreamContext) -> int:
+    info = await leaf.stream_info(subjects.UPLINK_STREAM, subjects_filter="baton.d.*.r")
+    return sum((info.state.subjects or {}).values())
+
+
+def _targets(ctx: Context, sync_always: bool) -> list[float]:
     full = [2_000.0, 4_000.0, 6_000.0, 8_000.0, 10_000.0, 12_000.0, 14_000.0, 16_000.0, 20_000.0]
+    if sync_always:
+        # The disk's ceiling is a few thousand a second here: finer steps below it.
+        full = [1_000.0, 2_000.0, 3_000.0, *full[1:]]
     return ctx.pick(quick=[500.0], full=full)
 
 
-async def _ramp(ctx: Context, topo: LocalTopology, label: str) -> tuple[list[Step], float]:
+async def _ramp(
+    ctx: Context, topo: LocalTopology, label: str, targets: list[float]
+) -> tuple[list[Step], float]:
     folder = ctx.scratch(f"daemon-{label}".replace(" ", "-"))
     spec = EdgeSpec(nats_url=topo.leaf.client_url, state_dir=folder / "state")
     steps: list[Step] = []
@@ -137,7 +193,7 @@ async def _ramp(ctx: Context, topo: LocalTopology, label: str) -> tuple[list[Ste
     ):
         ctx.say(f"daemon ready in {edge.ready_s:.2f} s")
         sampler = Sampler(edge, hub)
-        for target in _targets(ctx):
+        for target in targets:
             step = await _step(ctx, topo, edge, hub, sampler, target, folder)
             steps.append(step)
             ctx.say(f"step {'held' if step.held else 'NOT held'}: {step.describe()}")

@@ -2,7 +2,8 @@
 
 Load mode: many devices share a few connections, QoS 0 (a reading the leaf accepted is
 captured by its UPLINK stream; QoS 1 would measure the MQTT listener's own JetStream
-session store instead of the gateway).
+session store instead of the gateway). `qos=1` is for a measure of the leaf itself (the
+ingest benchmark's store ceiling).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def sim_argv(
     duration_s: float,
     speed: float = 30.0,
     scenario: str = "pump-overheat",
+    qos: int = 0,
 ) -> list[str]:
     return python_module(
         "shared.cli.main",
@@ -54,7 +56,7 @@ def sim_argv(
         "--connections",
         str(min(CONNECTIONS, devices)),
         "--qos",
-        "0",
+        str(qos),
         "--speed",
         f"{speed:g}",
         "--no-progress",
@@ -67,13 +69,20 @@ class Sim:
     """Start with `await sim.start()`, then `await sim.finish()` for its counts."""
 
     def __init__(
-        self, folder: Path, broker: str, *, devices: int, rate_hz: float, duration_s: float
+        self,
+        folder: Path,
+        broker: str,
+        *,
+        devices: int,
+        rate_hz: float,
+        duration_s: float,
+        qos: int = 0,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.summary = folder / "sim.json"
         self.summary.unlink(missing_ok=True)
         argv = sim_argv(
-            broker, self.summary, devices=devices, rate_hz=rate_hz, duration_s=duration_s
+            broker, self.summary, devices=devices, rate_hz=rate_hz, duration_s=duration_s, qos=qos
         )
         self.child = Child(argv, folder / "sim.log")
         self.budget_s = duration_s * 10 + 60
