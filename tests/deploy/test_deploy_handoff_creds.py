@@ -22,6 +22,7 @@ the same link, so once the sentinel arrives the forbidden one never will.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -112,6 +113,24 @@ async def site(
             yield site
 
 
+@contextlib.asynccontextmanager
+async def _hosts(
+    edge_nc: Client, cloud_nc: Client, *, follow: bool
+) -> AsyncIterator[tuple[SessionHost, SessionHost]]:
+    """The gateway's host on the daemon's leaf login, replica `r1`'s on the orchestrator's."""
+    async with (
+        SessionHost(
+            edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),
+            gw=GATEWAY, settings=SETTINGS, follow_after_handoff=follow,
+        ) as edge,
+        SessionHost(
+            cloud_nc, Owner("cloud", "r1"), loader("cloud", Model(name="cloud-model")),
+            settings=SETTINGS,
+        ) as cloud,
+    ):  # fmt: skip
+        yield edge, cloud
+
+
 async def _in_sync_over_webrtc(feed: EventFeed) -> None:
     """Until `feed` takes the session's stream from its WebRTC channel: the offer went
     out on `rtc.<session>.<owner side>` and the owner's answer came back."""
@@ -125,16 +144,7 @@ async def test_a_session_goes_edge_cloud_edge_within_the_generated_permissions(
     edge_nc, cloud_nc = await site.edge(), await site.orchestrator()
     try:
         await hub_answers(edge_nc, timeout_s=WAIT_S)
-        async with (
-            SessionHost(
-                edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),
-                gw=GATEWAY, settings=SETTINGS, follow_after_handoff=True,
-            ) as edge,
-            SessionHost(
-                cloud_nc, Owner("cloud", "r1"), loader("cloud", Model(name="cloud-model")),
-                settings=SETTINGS,
-            ) as cloud,
-        ):  # fmt: skip
+        async with _hosts(edge_nc, cloud_nc, follow=True) as (edge, cloud):
             # The lease (KV CAS through the hub domain), the log and the first snapshot.
             await start_session(edge)
             await turn(edge, SESSION, "one")
@@ -243,16 +253,7 @@ async def test_baton_handoff_on_a_gateway_leaf_moves_a_session_under_its_login(
     edge_nc, cloud_nc = await site.edge(), await site.orchestrator()
     try:
         await hub_answers(edge_nc, timeout_s=WAIT_S)
-        async with (
-            SessionHost(
-                edge_nc, Owner("edge", GATEWAY), loader("edge", Model(name="edge-model")),
-                gw=GATEWAY, settings=SETTINGS,
-            ) as edge,
-            SessionHost(
-                cloud_nc, Owner("cloud", "r1"), loader("cloud", Model(name="cloud-model")),
-                settings=SETTINGS,
-            ) as cloud,
-        ):  # fmt: skip
+        async with _hosts(edge_nc, cloud_nc, follow=False) as (edge, cloud):
             await start_session(edge)
             port = site.leaf.config.client_port
             url = f"nats://{EDGE_USER}:{site.store.edge_password(GATEWAY)}@127.0.0.1:{port}"
